@@ -1,0 +1,1 @@
+"""Data model: modality registry, brain anatomy, synthetic multi-parametric MRI."""

@@ -1,0 +1,9 @@
+"""nnU-Net trainer subclasses of brainmvp-nnunet (installed as ``brainmvp_nnunet.trainers``).
+
+Every class here is re-exported by ``brainmvp_nnunet/nnunet_ext/brainmvp_trainers.py`` so that the
+stock ``nnUNetv2_train -tr NAME`` finds it once ``nnUNet_extTrainer`` is set (``brainmvp env``).
+"""
+
+from brainmvp_nnunet.trainers.short import nnUNetTrainerBrainMVPDemo, nnUNetTrainerBrainMVPTiny
+
+__all__ = ["nnUNetTrainerBrainMVPDemo", "nnUNetTrainerBrainMVPTiny"]
