@@ -51,3 +51,8 @@ class CheckpointError(BrainMVPError):
 class PretrainingError(BrainMVPError, ValueError):
     """Pre-training options or inputs that cannot work (mask/block sizes, the dataset.json ``brainmvp``
     block, a case off the template grid, loss settings)."""
+
+
+class EvaluationError(BrainMVPError, ValueError):
+    """Metrics or a report cannot be computed from the given inputs (mismatched masks or images, a
+    malformed table or ``summary.json``, an unknown empty-mask convention)."""
