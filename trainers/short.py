@@ -21,12 +21,12 @@ class _NoMirroringMixin:
 
 
 class nnUNetTrainerBrainMVPDemo(_NoMirroringMixin, nnUNetTrainer):
-    """Stock nnU-Net training, 3 epochs of 10 iterations, no mirroring: the `make demo` baseline."""
+    """Stock nnU-Net training, 5 epochs of 25 iterations, no mirroring: the `make demo` run."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 3, 10, 2
+        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 5, 25, 2
 
 
 class nnUNetTrainerBrainMVPTiny(_NoMirroringMixin, nnUNetTrainer):
