@@ -11,7 +11,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
-class _NoMirroringMixin:
+class NoMirroringMixin:
     """No mirroring in augmentation nor at inference (test-time augmentation costs 8x on CPU)."""
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
@@ -20,7 +20,7 @@ class _NoMirroringMixin:
         return (*configured[:3], None)
 
 
-class nnUNetTrainerBrainMVPDemo(_NoMirroringMixin, nnUNetTrainer):
+class nnUNetTrainerBrainMVPDemo(NoMirroringMixin, nnUNetTrainer):
     """Stock nnU-Net training, 5 epochs of 25 iterations, no mirroring: the `make demo` run."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -29,7 +29,7 @@ class nnUNetTrainerBrainMVPDemo(_NoMirroringMixin, nnUNetTrainer):
         self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 5, 25, 2
 
 
-class nnUNetTrainerBrainMVPTiny(_NoMirroringMixin, nnUNetTrainer):
+class nnUNetTrainerBrainMVPTiny(NoMirroringMixin, nnUNetTrainer):
     """Stock nnU-Net training, 1 epoch of 2 iterations, no mirroring: for end-to-end tests."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,

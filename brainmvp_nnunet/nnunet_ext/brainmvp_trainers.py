@@ -1,4 +1,8 @@
 """Re-exports only: nnU-Net scans this folder (``nnUNet_extTrainer``) and drops the modules it
-imported afterwards, so the classes must live in the installed package to stay picklable."""
+imported afterwards, so the classes must live in the installed package to stay picklable.
 
-from brainmvp_nnunet.trainers import nnUNetTrainerBrainMVPDemo, nnUNetTrainerBrainMVPTiny  # noqa: F401
+``brainmvp_nnunet.trainers.__all__`` lists only our trainer classes (never nnU-Net's own bases, which
+would otherwise be returned for stock lookups), so the star import re-exports exactly those.
+"""
+
+from brainmvp_nnunet.trainers import *  # noqa: F403

@@ -1,0 +1,1 @@
+"""Cross-validation benchmarking: label budgets and (later) the benchmark runner's pure parts."""
