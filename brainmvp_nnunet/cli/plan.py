@@ -59,23 +59,24 @@ def run_plan(args: argparse.Namespace) -> int:
 
 def run_install(args: argparse.Namespace) -> int:
     """Install the shims and list what was written."""
-    from brainmvp_nnunet.plugins import install_plugins, nnunet_package_dir
+    from brainmvp_nnunet.plugins import install_plugins
 
-    written = install_plugins()
-    for path in written:
-        print(f"wrote {path}")
-    print(f"plugins {'installed' if written else 'already installed'} in {nnunet_package_dir()}")
-    return 0
+    return _report_plugin_change(install_plugins(), "wrote", "installed", "already installed")
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
     """Remove the shims and list what was removed."""
-    from brainmvp_nnunet.plugins import nnunet_package_dir, uninstall_plugins
+    from brainmvp_nnunet.plugins import uninstall_plugins
 
-    removed = uninstall_plugins()
-    for path in removed:
-        print(f"removed {path}")
-    print(f"plugins {'removed' if removed else 'were not installed'} in {nnunet_package_dir()}")
+    return _report_plugin_change(uninstall_plugins(), "removed", "removed", "were not installed")
+
+
+def _report_plugin_change(paths: list, verb: str, changed: str, unchanged: str) -> int:
+    from brainmvp_nnunet.plugins import nnunet_package_dir
+
+    for path in paths:
+        print(f"{verb} {path}")
+    print(f"plugins {changed if paths else unchanged} in {nnunet_package_dir()}")
     return 0
 
 
