@@ -11,16 +11,24 @@ import numpy as np
 import pytest
 import torch
 from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
+from transfer_fakes import TINY, tiny_uniformer
 
 from brainmvp_nnunet.cli import main
 from brainmvp_nnunet.data.modalities import SLOTS
 from brainmvp_nnunet.data.releases import write_synthetic_release
-from brainmvp_nnunet.finetuning import (CaseWithTemplates, TemplateChannelSubstitution, channel_templates,
-                                        draw_replaced_channels, embedding_consistency_loss, substitute_channels,
-                                        templates_at_spacing, two_views, window)
+from brainmvp_nnunet.finetuning import (
+    CaseWithTemplates,
+    TemplateChannelSubstitution,
+    channel_templates,
+    draw_replaced_channels,
+    embedding_consistency_loss,
+    substitute_channels,
+    templates_at_spacing,
+    two_views,
+    window,
+)
 from brainmvp_nnunet.nnunet_env import ext_trainer_value
 from brainmvp_nnunet.transfer import PretrainedArtefact, save_artefact
-from transfer_fakes import TINY, tiny_uniformer
 
 BIN = Path(sys.executable).parent
 

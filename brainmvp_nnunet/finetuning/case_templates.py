@@ -28,7 +28,7 @@ def templates_at_spacing(templates: np.ndarray, template_spacing: Sequence[float
     fov = [n * s for n, s in zip(templates.shape[1:], template_spacing, strict=True)]
     shape = [max(1, round(f / s)) for f, s in zip(fov, spacing, strict=True)]
     zoom = [1.0] + [n / o for n, o in zip(shape, templates.shape[1:], strict=True)]
-    return ndimage.zoom(templates, zoom, order=1).astype(np.float32)
+    return ndimage.zoom(templates, zoom, order=1, grid_mode=True, mode="nearest").astype(np.float32)
 
 
 def channel_templates(templates: np.ndarray, template_slots: Sequence[str],
