@@ -27,13 +27,17 @@ class NnUNetEnvError(BrainMVPError):
     """nnU-Net's environment (nnUNet_raw, nnUNet_preprocessed, nnUNet_results) is not usable."""
 
 
-class ConversionError(BrainMVPError):
-    """A source dataset cannot be converted; names the case, the file and the reason."""
+class LocatedError(BrainMVPError):
+    """An error about one case and/or file: the message starts with where it happened."""
 
     def __init__(self, reason: str, case: str | None = None, file: str | None = None):
         self.case, self.file, self.reason = case, file, reason
         where = ", ".join(p for p in (f"case {case}" if case else "", f"file {file}" if file else "") if p)
         super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class ConversionError(LocatedError):
+    """A source dataset cannot be converted; names the case, the file and the reason."""
 
 
 class PlanningError(BrainMVPError):
@@ -56,3 +60,12 @@ class PretrainingError(BrainMVPError, ValueError):
 class EvaluationError(BrainMVPError, ValueError):
     """Metrics or a report cannot be computed from the given inputs (mismatched masks or images, a
     malformed table or ``summary.json``, an unknown empty-mask convention)."""
+
+
+class BenchmarkError(BrainMVPError, ValueError):
+    """A benchmark configuration that cannot run (unknown keys, bad budgets, arms that collide) or a
+    benchmark job that failed."""
+
+
+class PredictionError(LocatedError):
+    """Inputs or a model that prediction cannot use; names the case, the file and the reason."""
