@@ -1,1 +1,2 @@
-"""Cross-validation benchmarking: label budgets and (later) the benchmark runner's pure parts."""
+"""Cross-validation benchmarking, pure parts: label budgets, the TOML configuration, job scheduling
+(in-process or one worker per GPU) and collecting finished runs into report rows."""

@@ -6,7 +6,9 @@ tested against the layout they will meet on real data:
 * BraTS 2023 (GLI, PED, MET, SSA, MEN): ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz``,
   labels 1 NCR, 2 ED, 3 ET;
 * BraTS 2021: ``BraTS2021_00000/BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz``, labels 1 NCR, 2 ED, 4 ET;
-* IXI: one folder per modality, ``IXI-T1/IXI002-Guys-0828-T1.nii.gz`` (also T2, PD), no labels.
+* IXI: one folder per modality, ``IXI-T1/IXI002-Guys-0828-T1.nii.gz`` (also T2, PD), no labels;
+* generic-grade: the generic converter's layout, ``case_000/{t1,t1c,t2,flair,seg}.nii.gz`` plus
+  ``class_labels.json`` with each subject's tumour grade (``high``/``low``): a classification task.
 
 A missing modality is simply an absent file, as in the real collections.
 """
@@ -37,6 +39,7 @@ from brainmvp_nnunet.data.synth import (
 from brainmvp_nnunet.errors import SynthError
 
 MANIFEST_NAME = "synth_manifest.json"
+CLASS_LABELS_NAME = "class_labels.json"  # the generic converter's per-case class file
 PREVIEW_NAME = "preview.png"
 
 
@@ -51,6 +54,7 @@ class ReleaseLayout:
     case_id: Callable[[int], str]
     image_relpath: Callable[[str, str], str]  # (case id, token) -> path relative to the release root
     label_relpath: Callable[[str], str] | None = None
+    graded: bool = False  # draw tumour grades and write them to class_labels.json
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -99,9 +103,23 @@ def _ixi() -> ReleaseLayout:
     )
 
 
+def _generic_grade() -> ReleaseLayout:
+    return ReleaseLayout(
+        name="generic-grade",
+        description="generic folders (labels 1 NCR, 2 ED, 3 ET) with class_labels.json: tumour grade high/low",
+        suffixes={"t1": "t1", "t1c": "t1c", "t2": "t2", "flair": "flair"},
+        label_values={LABEL_NCR: 1, LABEL_ED: 2, LABEL_ET: 3},
+        case_id=lambda i: f"case_{i:03d}",
+        image_relpath=lambda case, token: f"{case}/{token}.nii.gz",
+        label_relpath=lambda case: f"{case}/seg.nii.gz",
+        graded=True,
+    )
+
+
 LAYOUTS: dict[str, ReleaseLayout] = {
     layout.name: layout
-    for layout in [*(_brats2023(c) for c in ("GLI", "PED", "MET", "SSA", "MEN")), _brats2021(), _ixi()]
+    for layout in [*(_brats2023(c) for c in ("GLI", "PED", "MET", "SSA", "MEN")), _brats2021(), _ixi(),
+                   _generic_grade()]
 }
 
 
@@ -128,12 +146,15 @@ def _write_case(root: Path, layout: ReleaseLayout, case: str, subject: Subject) 
             label[subject.label == ours] = theirs
         write_nifti(root / layout.label_relpath(case), label, subject.affine)
     tumour = subject.params.tumour
-    return {
+    entry = {
         "case": case,
         "available": sorted(subject.images, key=layout.modalities.index),
         "tumour_radii_mm": None if tumour is None else [round(tumour.r_ncr, 2), round(tumour.r_et, 2),
                                                          round(tumour.r_ed, 2)],
     }
+    if subject.params.grade is not None:  # only graded layouts: other manifests keep their bytes
+        entry["grade"] = subject.params.grade
+    return entry
 
 
 def write_synthetic_release(output: Path, layout_name: str, num_cases: int, seed: int = 0,
@@ -156,7 +177,7 @@ def write_synthetic_release(output: Path, layout_name: str, num_cases: int, seed
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise SynthError(f"output {output} already exists and is not an empty folder; choose a new path")
     config = SynthConfig(spacing=spacing, modalities=layout.modalities,
-                         with_tumour=layout.label_values is not None, missing_rate=missing_rate)
+                         with_tumour=layout.label_values is not None, missing_rate=missing_rate, grades=layout.graded)
     config.validate()
     anatomy = load_mni152()
     try:
@@ -179,6 +200,9 @@ def write_synthetic_release(output: Path, layout_name: str, num_cases: int, seed
                         "seed": seed, "start_index": start_index, "spacing_mm": spacing, "missing_rate": missing_rate,
                         "cases": cases}
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
+            if layout.graded:
+                grades = {c["case"]: c["grade"] for c in cases}
+                (tmp / CLASS_LABELS_NAME).write_text(json.dumps(grades, indent=1) + "\n")
     except OSError as exc:
         raise SynthError(f"cannot write to {output}: {exc.strerror or exc}") from exc
     return output

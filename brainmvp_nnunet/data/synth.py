@@ -16,7 +16,7 @@ per-tissue signals by tissue probability. Labels follow BraTS 2023: 1 necrosis (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -52,6 +52,11 @@ TUMOUR_RANGES = {
     "ncr": ((1800.0, 2600.0), (250.0, 400.0), (0.95, 1.00)),
 }
 ET_T1_AFTER_GADOLINIUM = (350.0, 600.0)
+# Low-grade tumours (the class signal of the synthetic classification task): little or no contrast
+# enhancement (post-contrast ET T1 stays 85-100 % of its native value) and a much smaller necrosis.
+GRADES = ("high", "low")
+LOW_GRADE_ET_T1_RATIO = (0.85, 1.0)
+LOW_GRADE_NECROSIS_SCALE = 0.4
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class SubjectParams:
     noise_seed: int
     flair_ti: float
     available: tuple[str, ...]
+    grade: str | None = None  # "high" / "low" when SynthConfig.grades, else None
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ class SynthConfig:
     max_displacement_mm: float = 3.0
     snr_range: tuple[float, float] = (15.0, 40.0)
     bias_strength: float = 0.15
+    grades: bool = False  # draw a tumour grade per subject (changes enhancement and necrosis)
 
     def validate(self) -> None:
         """Raise :class:`SynthError` for options that cannot produce a subject."""
@@ -184,10 +191,22 @@ def draw_subject(rng: np.random.Generator, anatomy: Anatomy, config: SynthConfig
     available = tuple(m for m in config.modalities if rng.uniform() >= config.missing_rate)
     if not available:  # a subject always keeps one modality
         available = (config.modalities[int(rng.integers(len(config.modalities)))],)
+    grade = None
+    if config.grades and tumour is not None:
+        # drawn last, so that without grades the stream (and every existing release's bytes) is unchanged
+        grade, tumour = _draw_grade(rng, tumour)
     return SubjectParams(tissues=tissues, scale=scale, rotation_deg=rotation, displacement=displacement,
                          tumour=tumour, bias=bias, snr=snr, noise_seed=noise_seed,
                          flair_ti=null_inversion_time(tissues["csf"].t1, SEQUENCES["flair"].tr),
-                         available=available)
+                         available=available, grade=grade)
+
+
+def _draw_grade(rng: np.random.Generator, tumour: TumourParams) -> tuple[str, TumourParams]:
+    """High grade (p = 0.5) keeps the tumour as drawn; low grade weakens enhancement and shrinks necrosis."""
+    if rng.uniform() < 0.5:
+        return "high", tumour
+    et_t1_post = tumour.compartments["et"].t1 * _uniform(rng, LOW_GRADE_ET_T1_RATIO)
+    return "low", replace(tumour, r_ncr=tumour.r_ncr * LOW_GRADE_NECROSIS_SCALE, et_t1_post=et_t1_post)
 
 
 def _draw_tumour(rng: np.random.Generator, anatomy: Anatomy, config: SynthConfig) -> TumourParams:

@@ -174,3 +174,59 @@ def classification_metrics(y_true: np.ndarray | list, scores: np.ndarray | list)
         "AUC": roc_auc(y_true, scores),
         "F1": f1_score(y_true, y_pred, average="binary" if n_classes == 2 else "macro"),
     }
+
+
+CLASSIFICATION_SUMMARY_NAME = "classification_summary.json"
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "AUC", "F1")
+
+
+def classification_summary(cases: list[str], y_true: list[int], probabilities: np.ndarray | list,
+                           class_names: list[str], task: str = "classification") -> dict:
+    """The JSON-able content of ``validation/classification_summary.json`` of one fold.
+
+    Args:
+        cases: case identifiers, in the order of the rows of ``probabilities``.
+        y_true: true class indices ``0 .. K-1`` into ``class_names``.
+        probabilities: ``(n, K)`` class probabilities (softmax).
+        class_names: names of the classes; index 1 is the positive class for binary AUC and F1.
+        task: the task's name, used as the region of the report rows.
+
+    Returns:
+        ``{"task", "class_names", "metrics": {accuracy, balanced_accuracy, AUC, F1}, "metric_per_case":
+        [{"case", "label", "probabilities", "predicted"}]}``; NaN metrics are stored as JSON ``NaN``, as
+        nnU-Net's ``summary.json`` does.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.shape != (len(cases), len(class_names)):
+        raise EvaluationError(f"probabilities of shape {probabilities.shape} do not match {len(cases)} cases and "
+                              f"{len(class_names)} classes")
+    # binary: the score of class 1, so that AUC and F1 refer to the named positive class
+    scores = probabilities[:, 1] if len(class_names) == 2 else probabilities
+    return {
+        "task": task,
+        "class_names": list(class_names),
+        "metrics": classification_metrics(y_true, scores),
+        "metric_per_case": [
+            {"case": case, "label": class_names[int(label)], "probabilities": [float(p) for p in row],
+             "predicted": class_names[int(np.argmax(row))]}
+            for case, label, row in zip(cases, y_true, probabilities, strict=True)
+        ],
+    }
+
+
+def class_indices(dataset_json: dict) -> tuple[list[str], dict[str, int]]:
+    """Class names (sorted) and each case's class index from ``dataset.json``'s ``brainmvp.class_labels``.
+
+    The converter writes ``{"<case>": "<class name>"}`` there (the generic source's
+    ``class_labels.json``). Sorting makes the index of a class independent of case order; for two
+    classes the second name is the positive class of AUC and F1.
+
+    Raises:
+        EvaluationError: no class labels, or fewer than two classes.
+    """
+    labels = dataset_json.get("brainmvp", {}).get("class_labels") or {}
+    names = sorted(set(labels.values()))
+    if len(names) < 2:
+        raise EvaluationError("dataset.json has no brainmvp.class_labels with at least two classes; convert the "
+                              "dataset with the generic source and a class_labels.json")
+    return names, {case: names.index(name) for case, name in labels.items()}

@@ -115,6 +115,45 @@ def read_nnunet_summary(
     return rows
 
 
+def read_classification_summary(
+    summary_json: str | Path,
+    *,
+    arm: str | None = None,
+    fold: str | int | None = None,
+    budget: float = 1.0,
+) -> list[dict[str, object]]:
+    """Tidy rows from a classifier's ``validation/classification_summary.json``.
+
+    One row per fold and metric (``case`` empty, ``region`` = the task): accuracy, balanced accuracy,
+    AUC, F1; plus one row per case with ``metric = "p_true_class"``, the probability given to the true
+    class, so that arms can also be compared case by case.
+
+    Args:
+        summary_json: path of the file (written by the classification trainer).
+        arm: the arm's name; ``None`` = inferred from the path (:func:`infer_arm_and_fold`).
+        fold: the fold; ``None`` = inferred from the path.
+        budget: label budget of these results.
+
+    Returns:
+        Rows with keys ``arm, budget, fold, case, region, metric, value``.
+    """
+    path = Path(summary_json)
+    try:
+        summary = json.loads(path.read_text())
+        task, metrics = summary["task"], summary["metrics"]
+        names = summary["class_names"]
+        per_case = [(e["case"], e["probabilities"][names.index(e["label"])]) for e in summary["metric_per_case"]]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise EvaluationError(f"{path}: not a readable classification_summary.json ({exc})") from exc
+    inferred_arm, inferred_fold = infer_arm_and_fold(path)
+    base = {"arm": inferred_arm if arm is None else arm, "budget": budget,
+            "fold": inferred_fold if fold is None else str(fold), "region": task}
+    rows = [{**base, "case": "", "metric": metric, "value": math.nan if value is None else float(value)}
+            for metric, value in metrics.items()]
+    rows += [{**base, "case": case, "metric": "p_true_class", "value": float(p)} for case, p in per_case]
+    return rows
+
+
 def read_segmentation(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
     """A label map and its spacing, both in numpy (z, y, x) order.
 
