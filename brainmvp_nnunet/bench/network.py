@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,14 +93,22 @@ def measure(spec: NetworkSpec, patch: Sequence[int], batch: int = 2, channels: i
     """Measure ``spec`` in a fresh subprocess; raises RuntimeError with the worker's output if it fails."""
     request = {"spec": asdict(spec), "patch": [int(p) for p in patch], "batch": batch, "channels": channels,
                "classes": classes, "repeats": repeats, "warmup": warmup, "device": device, "threads": threads}
-    proc = subprocess.run([sys.executable, "-m", "brainmvp_nnunet.bench.network", "--worker", json.dumps(request)],
+    result = run_worker("brainmvp_nnunet.bench.network", request, spec.name)
+    return Measurement(**{**result, "step_seconds": tuple(result["step_seconds"])})
+
+
+def run_worker(module: str, request: dict[str, Any], what: str) -> dict[str, Any]:
+    """Run ``python -m module --worker REQUEST`` in a fresh process; return the JSON of its result line.
+
+    Raises RuntimeError with the worker's output (``what`` names the measurement) when it fails.
+    """
+    proc = subprocess.run([sys.executable, "-m", module, "--worker", json.dumps(request)],
                           capture_output=True, text=True, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"measuring {spec.name} failed (exit code {proc.returncode}; killed for memory when "
+        raise RuntimeError(f"measuring {what} failed (exit code {proc.returncode}; killed for memory when "
                            f"-9):\n{(proc.stdout + proc.stderr)[-3000:]}")
-    result = json.loads(lines[-1][len(RESULT_PREFIX):])
-    return Measurement(**{**result, "step_seconds": tuple(result["step_seconds"])})
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
 def benchmark_networks(patch: Sequence[int], batch: int = 2, channels: int = 4, classes: int = 3, repeats: int = 3,
@@ -128,7 +136,7 @@ def format_report(measurements: Sequence[Measurement], patch: Sequence[int], bat
     return "\n".join(lines)
 
 
-def _current_rss_bytes() -> int:
+def current_rss_bytes() -> int:
     """Resident set size now (Linux /proc), or the peak so far where /proc is missing."""
     try:
         with open("/proc/self/statm") as f:
@@ -137,7 +145,7 @@ def _current_rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     """Peak resident set size of this process (ru_maxrss is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -187,23 +195,23 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device)
     else:
-        baseline = _current_rss_bytes()
+        baseline = current_rss_bytes()
     for _ in range(request["warmup"]):
         step()
     times = [step() for _ in range(request["repeats"])]
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else _peak_rss_bytes()
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
     return {"name": spec["name"], "parameters": sum(p.numel() for p in net.parameters()),
             "seconds": statistics.median(times), "step_seconds": times, "peak_mib": (peak - baseline) / 2 ** 20,
             "feature_map_size": int(net.compute_conv_feature_map_size(patch)), "device": str(device)}
 
 
-def _worker_main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the measuring subprocess."""
-    parser = argparse.ArgumentParser(description="internal: measure one network (see brainmvp bench network)")
+def worker_main(measure_here: Callable[[dict[str, Any]], dict[str, Any]], argv: Sequence[str] | None = None) -> None:
+    """Entry point of a measuring subprocess: parse ``--worker REQUEST``, print the result line."""
+    parser = argparse.ArgumentParser(description="internal: one measurement of brainmvp bench")
     parser.add_argument("--worker", required=True, help="JSON request")
     request = json.loads(parser.parse_args(argv).worker)
-    print(RESULT_PREFIX + json.dumps(_measure_here(request)), flush=True)
+    print(RESULT_PREFIX + json.dumps(measure_here(request)), flush=True)
 
 
 if __name__ == "__main__":
-    _worker_main()
+    worker_main(_measure_here)

@@ -15,7 +15,8 @@ from brainmvp_nnunet import __version__
 from brainmvp_nnunet.errors import BrainMVPError
 
 # Order is the order shown by `brainmvp --help`.
-COMMAND_MODULES = ("synth", "env", "convert", "plan", "finetune", "demo", "bench")
+COMMAND_MODULES = ("synth", "env", "convert", "plan", "finetune", "pretrain", "predict", "benchmark", "report",
+                   "demo", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

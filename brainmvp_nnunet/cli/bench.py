@@ -1,4 +1,4 @@
-"""``brainmvp bench``: time and memory of our code next to a baseline (``network``; more to come)."""
+"""``brainmvp bench``: time and memory of our code next to a baseline (``network``, ``pretrain``)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     network.add_argument("--head-dim", type=int, default=64, help="attention head width (default: %(default)s)")
     network.set_defaults(func=run_network)
 
+    pretrain = benches.add_parser(
+        "pretrain", help="seconds per BrainMVP pre-training step and peak memory vs the published implementation",
+        description="One pre-training step (modality choice, masks, template windows, both views, the three losses, "
+                    "backward, AdamW including the templates) of the UniFormer encoder, in a fresh process; prints "
+                    "seconds per step and peak memory next to the published implementation's figures (UniFormer-S, "
+                    "96^3, 8 templates at 1 mm on the canonical 155x240x240 grid).")
+    pretrain.add_argument("--patch", type=int, nargs="+", default=[96], metavar="N",
+                          help="patch: one value (cube) or three (Z Y X), each divisible by 16 (default: %(default)s)")
+    pretrain.add_argument("--batch", type=int, default=2, help="cases per step (default: %(default)s)")
+    pretrain.add_argument("--slots", type=int, default=8, help="templates (modality slots) (default: %(default)s)")
+    pretrain.add_argument("--template-spacing", type=float, default=1.0,
+                          help="template grid spacing in mm; the grid covers 155x240x240 mm (default: %(default)s)")
+    pretrain.add_argument("--release", action="store_true", help="the release code's settings (flattened features)")
+    pretrain.add_argument("--repeats", type=int, default=2, help="timed steps (default: %(default)s)")
+    pretrain.add_argument("--warmup", type=int, default=1, help="untimed steps first (default: %(default)s)")
+    pretrain.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    pretrain.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    pretrain.add_argument("--widths", type=int, nargs=4, default=list(UNIFORMER_S_WIDTHS), metavar="C",
+                          help="UniFormer stage widths, for quick runs (default: UniFormer-S %(default)s)")
+    pretrain.add_argument("--depths", type=int, nargs=4, default=list(UNIFORMER_S_DEPTHS), metavar="D",
+                          help="UniFormer blocks per stage (default: %(default)s)")
+    pretrain.add_argument("--head-dim", type=int, default=64, help="attention head width (default: %(default)s)")
+    pretrain.set_defaults(func=run_pretrain)
+
 
 def _resolve_device(name: str) -> str:
     """``auto`` -> cuda when available, else cpu."""
@@ -59,4 +83,21 @@ def run_network(args: argparse.Namespace) -> int:
                                       _resolve_device(args.device), args.threads, args.widths, args.depths,
                                       args.head_dim)
     print(format_report(measurements, patch, args.batch, args.channels))
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    """Run the pre-training step benchmark and print its report."""
+    from brainmvp_nnunet.bench.pretrain import format_report as format_pretrain_report
+    from brainmvp_nnunet.bench.pretrain import measure_pretrain_step
+
+    if len(args.patch) not in (1, 3):
+        raise NetworkConfigError(f"--patch takes one or three sizes, got {args.patch}")
+    if min(args.batch, args.slots, args.repeats) < 1 or args.warmup < 0 or args.template_spacing <= 0:
+        raise NetworkConfigError("--batch, --slots and --repeats must be >= 1, --warmup >= 0, --template-spacing > 0")
+    patch = args.patch * 3 if len(args.patch) == 1 else args.patch
+    measurement = measure_pretrain_step(patch, args.batch, args.slots, args.widths, args.depths, args.head_dim,
+                                        args.template_spacing, args.release, args.repeats, args.warmup,
+                                        _resolve_device(args.device), args.threads)
+    print(format_pretrain_report(measurement, patch, args.batch, args.slots))
     return 0

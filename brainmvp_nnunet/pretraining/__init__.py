@@ -1,7 +1,10 @@
 """BrainMVP pre-training as pure functions: modality choice, block masks, templates, losses, schedule.
 
 The nnU-Net trainer (``trainers/``) draws the random parameters and calls these; nothing here knows
-about nnU-Net's trainer classes.
+about nnU-Net's trainer classes. Not imported here: :mod:`.model` (the pre-training network as one
+module whose forward is the loss), :mod:`.nnunet` (nnU-Net adapters: a loader reporting patch
+origins, a logger with extra curves, random-state capture) and :mod:`.export` (artefact, template
+NIfTIs, pictures).
 """
 
 from brainmvp_nnunet.pretraining.availability import (
