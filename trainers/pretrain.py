@@ -433,3 +433,13 @@ class nnUNetTrainerBrainMVPPretrain_Tiny(nnUNetTrainerBrainMVPPretrain):
     initial_lr_value = 5e-3
     png_every = 1
     checkpoint_every = 1
+
+
+class nnUNetTrainerBrainMVPPretrain_Demo(nnUNetTrainerBrainMVPPretrain_Tiny):
+    """The `make demo` pre-training: 12 epochs of 25 iterations with the tiny networks (a minute on 2 cores)."""
+
+    epochs = 12
+    iterations_per_epoch = 25
+    val_iterations_per_epoch = 2
+    png_every = 4
+    checkpoint_every = 4
