@@ -170,14 +170,14 @@ def test_benchmark_end_to_end_resumes_and_reports(tmp_path, nnunet_roots, monkey
     table = pd.read_csv(report / "per_case.csv")
     assert set(table["arm"]) == {"scratch", "pretrained"} and set(table["budget"]) == {0.5, 1.0}
     assert set(table["fold"]) == {0, 1} and set(table["metric"]) == {"Dice", "HD95", "NSD"}
-    assert table["region"].nunique() == 3 and {"(1, 2, 3)", "(3,)"} <= set(table["region"])  # BraTS regions
+    assert set(table["region"]) == {"whole tumor", "tumor core", "enhancing tumor"}  # named BraTS regions
     markdown = (report / "report.md").read_text()
     assert "p vs scratch" in markdown and "NSD" in markdown and "3 mm" in markdown
     plots = sorted((report / "plots").glob("*.png"))
-    assert {p.name for p in plots} >= {"box_Dice_1-2-3.png", "budget_Dice.png"}
+    assert {p.name for p in plots} >= {"box_Dice_whole-tumor.png", "budget_Dice.png"}
     for plot in plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(plot).ndim == 3
-    figure = box_plot_figure(table.assign(fold=table["fold"].astype(str)), "Dice", "(1, 2, 3)")
+    figure = box_plot_figure(table.assign(fold=table["fold"].astype(str)), "Dice", "whole tumor")
     assert [len(ax.patches) for ax in figure.axes] == [2, 2]  # one box per arm in each budget panel
     budget_log = next((results / "Dataset613_BraTS2023-GLI").glob(
         "nnUNetTrainerBrainMVP_Tiny__BrainMVPPlans_budget50__3d_fullres/fold_0/training_log_*.txt")).read_text()

@@ -105,8 +105,13 @@ def _train(fold_plans: str, env: dict) -> Path:
 
 
 @pytest.mark.slow
-def test_stock_train_with_and_without_pretrained_encoder(tmp_path, planned_dataset, nnunet_roots, capsys):
-    artefact = _artefact(tmp_path / "brainmvp_pretrained.pt", TINY)
+def test_pretrain_then_stock_finetune_with_and_without_encoder_then_stock_predict(tmp_path, planned_dataset,
+                                                                                 nnunet_roots, monkeypatch, capsys):
+    from brainmvp_nnunet.workflows.pretrain import run_pretraining
+
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    artefact = run_pretraining(611, trainer="nnUNetTrainerBrainMVPPretrain_Tiny")  # brief, on the same images
+    monkeypatch.delenv("nnUNet_n_proc_DA")
     assert main(["finetune", "-d", "611", "--pretrained", str(artefact), "--plans-only"]) == 0
     assert "plans: BrainMVPPlans_pretrained" in capsys.readouterr().out
     env = {**os.environ, "nnUNet_extTrainer": ext_trainer_value(), "nnUNet_n_proc_DA": "0"}
@@ -124,3 +129,16 @@ def test_stock_train_with_and_without_pretrained_encoder(tmp_path, planned_datas
     log = next(scratch.glob("training_log_*.txt")).read_text()
     assert "pre-trained encoder: none (from none (training from scratch))" in log
     assert (scratch / "validation" / "summary.json").is_file()
+
+    images = sorted((planned_dataset / "imagesTr").iterdir())[:4]  # one case, 4 channels
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for image in images:
+        (inputs / image.name).write_bytes(image.read_bytes())
+    result = subprocess.run([str(BIN / "nnUNetv2_predict"), "-i", str(inputs), "-o", str(tmp_path / "pred"), "-d",
+                             "611", "-c", "3d_fullres", "-f", "0", "-tr", "nnUNetTrainerBrainMVP_Tiny", "-p",
+                             "BrainMVPPlans_pretrained", "-device", "cpu", "--disable_progress_bar", "-npp", "1",
+                             "-nps", "1"], env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    case = images[0].name.rsplit("_", 1)[0]
+    assert (tmp_path / "pred" / f"{case}.nii.gz").is_file()

@@ -18,7 +18,7 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
 from brainmvp_nnunet.errors import EvaluationError
 from brainmvp_nnunet.evaluation.classification import CLASSIFICATION_SUMMARY_NAME
-from brainmvp_nnunet.evaluation.metrics import RegionOrLabel
+from brainmvp_nnunet.evaluation.metrics import RegionOrLabel, region_names
 from brainmvp_nnunet.evaluation.results import evaluate_folder, read_classification_summary, read_nnunet_summary
 
 _FOLD_FOLDER = re.compile(r"fold_(\d+|all)")
@@ -89,11 +89,15 @@ def run_rows(run: FinishedRun, arm: str, *, gt_folder: Path | None, recompute: b
     marker = validation_marker(run.fold_dir, run.task)
     if run.task == "classification":
         return read_classification_summary(marker, arm=arm, fold=run.fold, budget=run.budget)
-    if not recompute:
-        return read_nnunet_summary(marker, arm=arm, fold=run.fold, budget=run.budget)
-    if gt_folder is None or not Path(gt_folder).is_dir():
-        raise EvaluationError(f"reference segmentations {gt_folder} not found (needed to recompute {run.fold_dir})")
     dataset_json = json.loads((run.fold_dir.parent / "dataset.json").read_text())
-    return evaluate_folder(gt_folder, marker.parent, regions_of(dataset_json), tolerance_mm=tolerance_mm,
-                           convention=convention, metrics=metrics, file_ending=dataset_json["file_ending"],
-                           num_processes=num_processes, arm=arm, fold=run.fold, budget=run.budget)
+    if not recompute:
+        rows = read_nnunet_summary(marker, arm=arm, fold=run.fold, budget=run.budget)
+    elif gt_folder is None or not Path(gt_folder).is_dir():
+        raise EvaluationError(f"reference segmentations {gt_folder} not found (needed to recompute {run.fold_dir})")
+    else:
+        rows = evaluate_folder(gt_folder, marker.parent, regions_of(dataset_json), tolerance_mm=tolerance_mm,
+                               convention=convention, metrics=metrics, file_ending=dataset_json["file_ending"],
+                               num_processes=num_processes, arm=arm, fold=run.fold, budget=run.budget)
+    # Reports name regions as dataset.json does ("whole tumor"), not by nnU-Net's key ("(1, 2, 3)").
+    names = region_names(dataset_json["labels"])
+    return [{**row, "region": names.get(str(row["region"]), row["region"])} for row in rows]

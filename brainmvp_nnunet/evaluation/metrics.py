@@ -33,7 +33,7 @@ The BraTS penalty defaults to the diagonal of the image extent, which is
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -259,6 +259,15 @@ def normalized_surface_dice(
     return segmentation_metrics(reference, prediction, spacing, tolerance_mm=tolerance_mm, convention=convention)[
         "NSD"
     ]
+
+
+def region_names(labels: Mapping[str, int | Sequence[int]]) -> dict[str, str]:
+    """nnU-Net's key of every label or region of a dataset.json ``labels`` table -> its name.
+
+    Example: ``{"whole tumor": [1, 2, 3], "enhancing tumor": [3]}`` -> ``{"(1, 2, 3)": "whole tumor",
+    "(3,)": "enhancing tumor"}``; plain labels keep their key (``"1"``).
+    """
+    return {region_key(tuple(v) if isinstance(v, list | tuple) else v): name for name, v in labels.items()}
 
 
 def region_key(region_or_label: RegionOrLabel) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.style
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -128,6 +129,12 @@ def markdown_report(
     return "\n".join(lines)
 
 
+# nnU-Net's logger module sets a seaborn theme with 2.5x fonts for the whole process when imported;
+# our plots always draw with matplotlib's defaults.
+_own_style = matplotlib.style.context("default")
+
+
+@_own_style
 def box_plot_figure(table: pd.DataFrame, metric: str, region: str, *, reference_arm: str = "scratch") -> Figure:
     """Box plots of one metric and region: one panel per budget, one box per arm (NaN left out).
 
@@ -164,6 +171,7 @@ def box_plot_figure(table: pd.DataFrame, metric: str, region: str, *, reference_
     return fig
 
 
+@_own_style
 def budget_plot_figure(table: pd.DataFrame, metric: str, *, reference_arm: str = "scratch") -> Figure:
     """Mean +/- sd of one metric against the label budget, one line per arm, one panel per region.
 
@@ -197,6 +205,7 @@ def budget_plot_figure(table: pd.DataFrame, metric: str, *, reference_arm: str =
     return fig
 
 
+@_own_style
 def _png_bytes(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

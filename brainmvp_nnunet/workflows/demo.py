@@ -84,12 +84,12 @@ def _dice_of(prediction_folder: Path, raw: Path) -> dict[str, float]:
     import json
 
     from brainmvp_nnunet.benchmark.collect import regions_of
-    from brainmvp_nnunet.evaluation.metrics import region_key
+    from brainmvp_nnunet.evaluation.metrics import region_names
     from brainmvp_nnunet.evaluation.results import evaluate_folder
     from brainmvp_nnunet.evaluation.stats import mean_sd
 
     dataset_json = json.loads((raw / "dataset.json").read_text())
-    names = {region_key(tuple(v) if isinstance(v, list) else v): k for k, v in dataset_json["labels"].items()}
+    names = region_names(dataset_json["labels"])
     rows = evaluate_folder(raw / "labelsTr", prediction_folder, regions_of(dataset_json), metrics=("Dice",))
     return {names.get(r, r): mean_sd(row["value"] for row in rows if row["region"] == r).mean
             for r in dict.fromkeys(row["region"] for row in rows)}

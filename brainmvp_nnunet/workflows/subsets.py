@@ -23,7 +23,7 @@ from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_datas
 
 from brainmvp_nnunet.atomic import atomic_write_bytes
 from brainmvp_nnunet.errors import PredictionError
-from brainmvp_nnunet.evaluation.metrics import Convention, convention_line, region_key
+from brainmvp_nnunet.evaluation.metrics import Convention, convention_line, region_key, region_names
 from brainmvp_nnunet.evaluation.results import evaluate_folder
 from brainmvp_nnunet.inference import find_case_files, nonempty_subsets, select_channels, subset_name
 from brainmvp_nnunet.nnunet_env import require_nnunet_paths
@@ -53,11 +53,6 @@ def validation_cases(dataset: int | str, fold: int) -> list[str]:
     if not 0 <= fold < len(splits):
         raise PredictionError(f"fold {fold} does not exist ({len(splits)} folds)", file=str(path))
     return sorted(splits[fold]["val"])
-
-
-def _region_names(dataset_json: dict) -> dict[str, str]:
-    """nnU-Net's key of every label or region (``"1"``, ``"(2, 3)"``) -> its name in dataset.json."""
-    return {region_key(tuple(v) if isinstance(v, list) else v): name for name, v in dataset_json["labels"].items()}
 
 
 def _markdown(rows: list[dict[str, object]], convention: Convention, title: str) -> str:
@@ -107,7 +102,7 @@ def evaluate_subsets(dataset: int | str, fold: int, plans: str = "BrainMVPPlans"
                  for c in cases}
     label_manager = predictor.predictor.label_manager
     regions = label_manager.foreground_regions if label_manager.has_regions else label_manager.foreground_labels
-    names = _region_names(dataset_json)
+    names = region_names(dataset_json["labels"])
     output = model / f"fold_{fold}" / TABLE_NAME if output is None else Path(output)
     reference = roots["nnUNet_preprocessed"] / name / "gt_segmentations"
 
