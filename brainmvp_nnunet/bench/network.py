@@ -190,19 +190,28 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
     # one small step first, so that lazily loaded kernels and libraries do not count as the network's memory
     smallest = [2 * math.prod(level) for level in zip(*spec["arch_kwargs"]["strides"], strict=True)]
     run_step(net, torch.randn(1, request["channels"], *smallest, device=device), request["classes"])
+    times, peak, baseline = timed_steps(step, request["warmup"], request["repeats"], device)
+    return {"name": spec["name"], "parameters": sum(p.numel() for p in net.parameters()),
+            "seconds": statistics.median(times), "step_seconds": times, "peak_mib": (peak - baseline) / 2 ** 20,
+            "feature_map_size": int(net.compute_conv_feature_map_size(patch)), "device": str(device)}
+
+
+def timed_steps(step: Callable[[], float], warmup: int, repeats: int, device: Any) -> tuple[list[float], int, int]:
+    """Run ``warmup`` untimed and ``repeats`` timed steps; return the step times, the peak memory and
+    the memory before the first step (bytes: allocated on CUDA, resident set on CPU)."""
+    import torch
+
     gc.collect()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device)
     else:
         baseline = current_rss_bytes()
-    for _ in range(request["warmup"]):
+    for _ in range(warmup):
         step()
-    times = [step() for _ in range(request["repeats"])]
+    times = [step() for _ in range(repeats)]
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
-    return {"name": spec["name"], "parameters": sum(p.numel() for p in net.parameters()),
-            "seconds": statistics.median(times), "step_seconds": times, "peak_mib": (peak - baseline) / 2 ** 20,
-            "feature_map_size": int(net.compute_conv_feature_map_size(patch)), "device": str(device)}
+    return times, peak, baseline
 
 
 def worker_main(measure_here: Callable[[dict[str, Any]], dict[str, Any]], argv: Sequence[str] | None = None) -> None:

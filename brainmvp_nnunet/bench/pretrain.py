@@ -12,14 +12,13 @@ the state before the first full-size step (model, optimiser and inputs allocated
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brainmvp_nnunet.bench.network import current_rss_bytes, peak_rss_bytes, run_worker, worker_main
+from brainmvp_nnunet.bench.network import run_worker, timed_steps, worker_main
 from brainmvp_nnunet.networks.base import check_divisible
 from brainmvp_nnunet.networks.uniformer import UNIFORMER_S_DEPTHS, UNIFORMER_S_WIDTHS
 
@@ -125,16 +124,8 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
         return time.perf_counter() - start
 
     step((16, 16, 16), 1)  # lazily loaded kernels and libraries are not the step's memory
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        baseline = torch.cuda.memory_allocated(device)
-    else:
-        baseline = current_rss_bytes()
-    for _ in range(request["warmup"]):
-        step(request["patch"], batch)
-    times = [step(request["patch"], batch) for _ in range(request["repeats"])]
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
+    times, peak, baseline = timed_steps(lambda: step(request["patch"], batch), request["warmup"],
+                                        request["repeats"], device)
     return {"name": request["name"], "parameters": sum(p.numel() for p in model.parameters()),
             "template_values": model.templates.templates.numel(), "seconds": statistics.median(times),
             "step_seconds": times, "peak_mib": (peak - baseline) / 2**20, "total_peak_mib": peak / 2**20,

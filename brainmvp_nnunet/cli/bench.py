@@ -27,15 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     network.add_argument("--batch", type=int, default=2, help="batch size (default: %(default)s)")
     network.add_argument("--channels", type=int, default=4, help="input channels (default: %(default)s)")
     network.add_argument("--classes", type=int, default=3, help="output channels (default: %(default)s)")
-    network.add_argument("--repeats", type=int, default=3, help="timed steps per network (default: %(default)s)")
-    network.add_argument("--warmup", type=int, default=1, help="untimed steps first (default: %(default)s)")
-    network.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    network.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    network.add_argument("--widths", type=int, nargs=4, default=list(UNIFORMER_S_WIDTHS), metavar="C",
-                         help="UniFormer stage widths, for quick runs (default: UniFormer-S %(default)s)")
-    network.add_argument("--depths", type=int, nargs=4, default=list(UNIFORMER_S_DEPTHS), metavar="D",
-                         help="UniFormer blocks per stage (default: %(default)s)")
-    network.add_argument("--head-dim", type=int, default=64, help="attention head width (default: %(default)s)")
+    _add_run_options(network, repeats=3)
     network.set_defaults(func=run_network)
 
     pretrain = benches.add_parser(
@@ -51,15 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain.add_argument("--template-spacing", type=float, default=1.0,
                           help="template grid spacing in mm; the grid covers 155x240x240 mm (default: %(default)s)")
     pretrain.add_argument("--release", action="store_true", help="the release code's settings (flattened features)")
-    pretrain.add_argument("--repeats", type=int, default=2, help="timed steps (default: %(default)s)")
-    pretrain.add_argument("--warmup", type=int, default=1, help="untimed steps first (default: %(default)s)")
-    pretrain.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    pretrain.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    pretrain.add_argument("--widths", type=int, nargs=4, default=list(UNIFORMER_S_WIDTHS), metavar="C",
-                          help="UniFormer stage widths, for quick runs (default: UniFormer-S %(default)s)")
-    pretrain.add_argument("--depths", type=int, nargs=4, default=list(UNIFORMER_S_DEPTHS), metavar="D",
-                          help="UniFormer blocks per stage (default: %(default)s)")
-    pretrain.add_argument("--head-dim", type=int, default=64, help="attention head width (default: %(default)s)")
+    _add_run_options(pretrain, repeats=2)
     pretrain.set_defaults(func=run_pretrain)
 
 
@@ -70,6 +54,19 @@ def _resolve_device(name: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _add_run_options(parser: argparse.ArgumentParser, repeats: int) -> None:
+    """Options shared by every bench: steps, device, threads and the UniFormer's size."""
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed steps (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--widths", type=int, nargs=4, default=list(UNIFORMER_S_WIDTHS), metavar="C",
+                        help="UniFormer stage widths, for quick runs (default: UniFormer-S %(default)s)")
+    parser.add_argument("--depths", type=int, nargs=4, default=list(UNIFORMER_S_DEPTHS), metavar="D",
+                        help="UniFormer blocks per stage (default: %(default)s)")
+    parser.add_argument("--head-dim", type=int, default=64, help="attention head width (default: %(default)s)")
 
 
 def run_network(args: argparse.Namespace) -> int:
