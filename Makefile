@@ -19,7 +19,9 @@ $(STAMP):
 test: venv
 	$(VENV)/bin/python -m pytest -q tests
 
+# The demo refuses a non-empty output folder; `make demo` owns $(DEMO_DIR), so a rerun starts afresh.
 demo: venv
+	rm -rf $(DEMO_DIR)
 	$(VENV)/bin/brainmvp demo --output $(DEMO_DIR)
 
 lint: venv

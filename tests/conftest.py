@@ -6,13 +6,16 @@ The variables must be set before nnunetv2 is imported (``nnUNet_def_n_proc`` is 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="brainmvp-tests-"))
+atexit.register(shutil.rmtree, _SESSION_ROOT, ignore_errors=True)
 os.environ.setdefault("nnUNet_def_n_proc", "1")
 os.environ["nnUNet_compile"] = "f"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
