@@ -33,7 +33,7 @@ from brainmvp_nnunet.finetuning import (
 from brainmvp_nnunet.planners.variants import BUDGET_KEY, FINETUNE_KEY, PRETRAINED_ENV
 from brainmvp_nnunet.pretraining.availability import parse_brainmvp_block
 from brainmvp_nnunet.pretraining.schedule import WarmupCosineLR
-from brainmvp_nnunet.trainers.short import NoMirroringMixin
+from brainmvp_nnunet.trainers.short import NoMirroringMixin, RunSettingsMixin
 from brainmvp_nnunet.transfer import encoder_of, load_encoder_into, read_encoder_weights, unwrap_network
 
 
@@ -46,7 +46,7 @@ def pretrained_source(plans: dict, environ: dict[str, str] | None = None) -> tup
     return (path, f"plans key {FINETUNE_KEY}") if path else (None, "none (training from scratch)")
 
 
-class nnUNetTrainerBrainMVP(nnUNetTrainer):
+class nnUNetTrainerBrainMVP(RunSettingsMixin, nnUNetTrainer):
     """nnU-Net training with AdamW, warm-up + cosine and an optional pre-trained encoder.
 
     Class attributes are the options; variants are tiny subclasses that change one of them.
@@ -59,17 +59,10 @@ class nnUNetTrainerBrainMVP(nnUNetTrainer):
     freeze_encoder_epochs = 0  # train only the decoder during the first epochs
     min_loaded_fraction = 0.95
     epochs = 1000
-    iterations_per_epoch: int | None = None  # None: nnU-Net's defaults (250 training, 50 validation)
-    val_iterations_per_epoch: int | None = None
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = self.epochs
-        self.num_iterations_per_epoch = self.iterations_per_epoch or self.num_iterations_per_epoch
-        self.num_val_iterations_per_epoch = self.val_iterations_per_epoch or self.num_val_iterations_per_epoch
-        self.initial_lr = self.initial_lr_value
-        self.weight_decay = self.weight_decay_value
         self.pretrained_path, self.pretrained_origin = pretrained_source(plans)
         self.stem_mode = plans.get(FINETUNE_KEY, {}).get("stem_mode", "repeat")
         self.transfer_report = None

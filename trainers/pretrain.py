@@ -60,13 +60,14 @@ from brainmvp_nnunet.pretraining.nnunet import (
     restore_rng_state,
     template_origins,
 )
+from brainmvp_nnunet.trainers.short import RunSettingsMixin
 from brainmvp_nnunet.transfer import EncoderWeights, load_encoder_into, safe_torch_load, unwrap_network
 from brainmvp_nnunet.transfer.keys import strip_state_dict_prefixes
 
 _LOSS_KEYS = ("loss", "template_rec", "cross_modal_rec", "contrastive", "template_only")
 
 
-class nnUNetTrainerBrainMVPPretrain(nnUNetTrainer):
+class nnUNetTrainerBrainMVPPretrain(RunSettingsMixin, nnUNetTrainer):
     """BrainMVP pre-training (paper settings) with nnU-Net's loop, data, logging and checkpoints.
 
     Class attributes are the options; variants are tiny subclasses that change one of them.
@@ -94,11 +95,6 @@ class nnUNetTrainerBrainMVPPretrain(nnUNetTrainer):
             # torchrun's LOCAL_RANK, not the global rank, names this node's GPU (multi-node runs).
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", self.local_rank)))
             torch.cuda.set_device(self.device)
-        self.num_epochs = self.epochs
-        self.num_iterations_per_epoch = self.iterations_per_epoch
-        self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
-        self.initial_lr = self.initial_lr_value
-        self.weight_decay = self.weight_decay_value
         self.save_every = self.checkpoint_every
         self.enable_deep_supervision = False
         self.block = parse_brainmvp_block(dataset_json)
