@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.paths import nnUNet_preprocessed, nnUNet_results
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
 from brainmvp_nnunet.atomic import atomic_write_bytes
@@ -31,6 +31,12 @@ PRETRAINED_ENV = "BRAINMVP_PRETRAINED"
 def plans_path(dataset: int | str, plans_identifier: str) -> Path:
     """``nnUNet_preprocessed/DatasetXXX_Name/<plans_identifier>.json``."""
     return Path(os.fspath(nnUNet_preprocessed)) / maybe_convert_to_dataset_name(dataset) / f"{plans_identifier}.json"
+
+
+def results_folder(dataset: int | str, trainer: str, plans_identifier: str, configuration: str = "3d_fullres") -> Path:
+    """``nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<configuration>``, nnU-Net's folder of a model."""
+    return (Path(os.fspath(nnUNet_results)) / maybe_convert_to_dataset_name(dataset)
+            / f"{trainer}__{plans_identifier}__{configuration}")
 
 
 def variant_name(base: str, suffix: str) -> str:

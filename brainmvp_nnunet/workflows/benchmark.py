@@ -24,7 +24,7 @@ from brainmvp_nnunet.benchmark.scheduling import run_jobs
 from brainmvp_nnunet.errors import BenchmarkError, EvaluationError
 from brainmvp_nnunet.evaluation.report import ReportFiles, write_report
 from brainmvp_nnunet.nnunet_env import activate_ext_trainers, require_nnunet_paths
-from brainmvp_nnunet.planners.variants import BUDGET_KEY, plans_path
+from brainmvp_nnunet.planners.variants import BUDGET_KEY, plans_path, results_folder
 from brainmvp_nnunet.workflows.finetune import CONFIGURATION, prepare_finetune_plans, run_finetune
 
 
@@ -90,8 +90,8 @@ def run_benchmark(config: BenchmarkConfig, gpus: Sequence[str] = (), device: str
                                                         arm.stem_mode, budget, config.budget_seed)
              for arm in config.arms for budget in config.budgets}
     jobs = expand_jobs(config)
-    fold_dirs = [roots["nnUNet_results"] / dataset_name / f"{job.arm.trainer}__{plans[job.arm.name, job.budget]}__"
-                 f"{CONFIGURATION}" / f"fold_{job.fold}" for job in jobs]
+    fold_dirs = [results_folder(config.dataset, job.arm.trainer, plans[job.arm.name, job.budget], CONFIGURATION)
+                 / f"fold_{job.fold}" for job in jobs]
     todo = []
     for number, (job, fold_dir) in enumerate(zip(jobs, fold_dirs, strict=True), start=1):
         if is_finished(fold_dir, job.arm.task):

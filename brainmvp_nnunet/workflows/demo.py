@@ -100,6 +100,7 @@ def run_demo(config: DemoConfig) -> dict:
     from brainmvp_nnunet.benchmark.config import parse_config
     from brainmvp_nnunet.dataset_conversion import convert
     from brainmvp_nnunet.planners.api import plan_and_preprocess
+    from brainmvp_nnunet.planners.variants import results_folder
     from brainmvp_nnunet.workflows.benchmark import run_benchmark
     from brainmvp_nnunet.workflows.predict import predict_folder
 
@@ -107,7 +108,7 @@ def run_demo(config: DemoConfig) -> dict:
     if output.exists() and any(output.iterdir()):
         raise DemoError(f"output folder {output} is not empty; remove it or pass another --output")
     stage = _Stages(6)
-    roots = use_nnunet_roots(output)
+    use_nnunet_roots(output)
     # One process per pool on a 2-core machine, no torch.compile on CPU, our trainers discoverable.
     os.environ.setdefault("nnUNet_def_n_proc", "1")
     os.environ.setdefault("nnUNet_compile", "f")
@@ -125,7 +126,7 @@ def run_demo(config: DemoConfig) -> dict:
                                        start_index=1000, spacing=config.spacing_mm)
 
     stage("convert to nnU-Net raw format")
-    pretrain_raw = convert("brats2023-gli", pretrain_src, config.pretrain_dataset_id, name="SynthPretraining")
+    convert("brats2023-gli", pretrain_src, config.pretrain_dataset_id, name="SynthPretraining")
     train_raw = convert("brats2023-gli", train_src, config.dataset_id, name="SynthGLI")
     test_raw = convert("brats2023-gli", test_src, config.test_dataset_id, name="SynthGLITest")
 
@@ -137,8 +138,7 @@ def run_demo(config: DemoConfig) -> dict:
           f"-tr {config.pretrain_trainer}")
     _stock("nnUNetv2_train", str(config.pretrain_dataset_id), CONFIGURATION, "all", "-tr", config.pretrain_trainer,
            "-p", config.plans, "-device", "cpu", env={**os.environ, "nnUNet_n_proc_DA": "0"})
-    pretrain_fold = (roots["nnUNet_results"] / pretrain_raw.name /
-                     f"{config.pretrain_trainer}__{config.plans}__{CONFIGURATION}" / "fold_all")
+    pretrain_fold = results_folder(config.pretrain_dataset_id, config.pretrain_trainer, config.plans) / "fold_all"
     artefact = pretrain_fold / "brainmvp_pretrained.pt"
 
     stage(f"benchmark: scratch vs pre-trained, folds {list(config.folds)}, label budgets {list(config.budgets)}")

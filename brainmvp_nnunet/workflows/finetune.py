@@ -11,13 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from brainmvp_nnunet.nnunet_env import activate_ext_trainers, require_nnunet_paths
-from brainmvp_nnunet.planners.variants import BUDGET_KEY, FINETUNE_KEY, plans_path, variant_name, write_plans_variant
+from brainmvp_nnunet.planners.variants import (
+    BUDGET_KEY,
+    FINETUNE_KEY,
+    plans_path,
+    results_folder,
+    variant_name,
+    write_plans_variant,
+)
 from brainmvp_nnunet.transfer import TransferReport, load_encoder_into, read_encoder_weights
 
 CONFIGURATION = "3d_fullres"
@@ -72,9 +78,9 @@ def run_finetune(dataset: int, plans: str, trainer: str, folds: Sequence[int | s
     """Train the folds one after the other with nnU-Net's own training entry; returns the fold folders."""
     from nnunetv2.run.run_training import run_training
 
-    roots = require_nnunet_paths()
+    require_nnunet_paths()
     activate_ext_trainers()
-    model = roots["nnUNet_results"] / maybe_convert_to_dataset_name(dataset) / f"{trainer}__{plans}__{CONFIGURATION}"
+    model = results_folder(dataset, trainer, plans, CONFIGURATION)
     for fold in folds:
         print(f"[finetune] dataset {dataset}, fold {fold}, trainer {trainer}, plans {plans}", flush=True)
         run_training(str(dataset), CONFIGURATION, fold, trainer_class_name=trainer, plans_identifier=plans,

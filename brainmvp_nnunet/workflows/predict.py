@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
 from brainmvp_nnunet.atomic import atomic_write_bytes
 from brainmvp_nnunet.data.modalities import slot_of
@@ -34,6 +33,7 @@ from brainmvp_nnunet.inference import (
     template_on_preprocessed_case,
 )
 from brainmvp_nnunet.nnunet_env import activate_ext_trainers, require_nnunet_paths
+from brainmvp_nnunet.planners.variants import results_folder
 from brainmvp_nnunet.pretraining.availability import parse_brainmvp_block
 from brainmvp_nnunet.trainers.finetune import pretrained_source
 from brainmvp_nnunet.transfer import read_encoder_weights
@@ -46,12 +46,11 @@ RECORD_NAME = "brainmvp_predict.json"
 
 def model_folder(dataset: int | str, trainer: str, plans: str) -> Path:
     """``nnUNet_results/<Dataset>/<trainer>__<plans>__3d_fullres``, which must hold a trained model."""
-    roots = require_nnunet_paths()
+    require_nnunet_paths()
     try:
-        name = maybe_convert_to_dataset_name(dataset)
+        folder = results_folder(dataset, trainer, plans, CONFIGURATION)
     except RuntimeError as exc:
         raise PredictionError(f"dataset {dataset}: {exc}") from None
-    folder = roots["nnUNet_results"] / name / f"{trainer}__{plans}__{CONFIGURATION}"
     if not (folder / "plans.json").is_file():
         raise PredictionError(f"no trained model (train it with `brainmvp finetune -d {dataset} -p {plans} "
                               f"-tr {trainer}`)", file=str(folder))

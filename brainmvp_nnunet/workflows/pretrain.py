@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
 from brainmvp_nnunet.errors import PretrainingError
 from brainmvp_nnunet.nnunet_env import activate_ext_trainers, require_nnunet_paths
 from brainmvp_nnunet.planners.brainmvp_planners import CONFIGURATION
+from brainmvp_nnunet.planners.variants import results_folder
 from brainmvp_nnunet.transfer.artefact import ARTEFACT_NAME
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -50,7 +50,7 @@ def run_pretraining(dataset: int, plans: str = "BrainMVPPlans", trainer: str = "
     """
     from nnunetv2.run.run_training import run_training
 
-    roots = require_nnunet_paths()
+    require_nnunet_paths()
     activate_ext_trainers()
     owns_group = init_distributed_from_env(device)
     try:
@@ -59,5 +59,4 @@ def run_pretraining(dataset: int, plans: str = "BrainMVPPlans", trainer: str = "
     finally:
         if owns_group:
             dist.destroy_process_group()
-    return (roots["nnUNet_results"] / maybe_convert_to_dataset_name(dataset) / f"{trainer}__{plans}__{CONFIGURATION}"
-            / "fold_all" / ARTEFACT_NAME)
+    return results_folder(dataset, trainer, plans, CONFIGURATION) / "fold_all" / ARTEFACT_NAME
