@@ -20,6 +20,7 @@ from brainmvp_nnunet.networks import (
     ReconstructionHead,
     ReconstructionNetwork,
     ResidualEncoderAdapter,
+    SkipReconstructionHead,
     UniFormerEncoder,
     UniFormerSegNet,
     build_reconstruction_head,
@@ -159,12 +160,41 @@ def test_uniformer_s_reconstruction_head_is_the_published_one():
     (lambda: residual_encoder_from_arch_kwargs(1, resenc_arch_kwargs([[1, 1, 1], [1, 2, 2], [2, 2, 2]])), (8, 16, 12)),
 ])
 @pytest.mark.parametrize("axis_order", ["nnunet", "upstream"])
-def test_reconstruction_restores_the_input_shape_for_any_encoder(make_encoder, patch, axis_order):
+@pytest.mark.parametrize("kind", ["linear", "skip"])
+def test_reconstruction_restores_the_input_shape_for_any_encoder(make_encoder, patch, axis_order, kind):
     encoder = make_encoder()
-    net = ReconstructionNetwork(encoder, build_reconstruction_head(encoder), axis_order=axis_order)
+    net = ReconstructionNetwork(encoder, build_reconstruction_head(encoder, kind), axis_order=axis_order)
     reconstruction, bottleneck = net(torch.randn(2, 1, *patch))
     assert reconstruction.shape == (2, 1, *patch)
     assert bottleneck.shape[1] == encoder.out_channels[-1]
+
+
+@pytest.mark.parametrize(("kind", "reads_every_feature"), [("linear", False), ("skip", True)])
+def test_which_encoder_features_a_reconstruction_head_reads(kind, reads_every_feature):
+    """The published head reads the bottleneck alone; the skip head reads every feature."""
+    torch.manual_seed(0)
+    encoder = UniFormerEncoder(1, **TINY)
+    head = build_reconstruction_head(encoder, kind)
+    features = [f.detach().requires_grad_() for f in encoder(torch.randn(1, 1, 32, 32, 32))]
+    head(features).square().sum().backward()
+    read = [f.grad is not None and bool(f.grad.abs().sum() > 0) for f in features]
+    assert read == [reads_every_feature] * (len(features) - 1) + [True]
+
+
+def test_skip_head_levels_follow_the_encoder_features():
+    head = SkipReconstructionHead((64, 128, 320, 512), [(2,) * 3, (4,) * 3, (8,) * 3, (16,) * 3])
+    assert [(b.transp_conv.in_channels, b.transp_conv.out_channels) for b in head.up_blocks] == \
+        [(512, 320), (320, 128), (128, 64)]
+    assert head.to_full_resolution.stride == (2, 2, 2) and tuple(head.out.weight.shape) == (1, 64, 1, 1, 1)
+    # an anisotropic first step and a feature already at full resolution (nnU-Net's ResEnc stem)
+    head = SkipReconstructionHead((8, 16, 32), [(1, 1, 1), (1, 2, 2), (2, 4, 4)])
+    assert [b.transp_conv.stride for b in head.up_blocks] == [(2, 2, 2), (1, 2, 2)]
+    assert isinstance(head.to_full_resolution, torch.nn.Identity)
+
+
+def test_unknown_reconstruction_head_is_refused():
+    with pytest.raises(NetworkConfigError, match="linear"):
+        build_reconstruction_head(UniFormerEncoder(1, **TINY), "unet")
 
 
 def test_residual_encoder_adapter_has_the_keys_of_resenc_unet_encoder():

@@ -129,25 +129,22 @@ def test_brainmvp_pretrain_resenc_and_continue(env: Path, capsys: pytest.Capture
 
 
 def test_reconstruction_beats_template_alone(env: Path) -> None:
-    """40 steps of the trainer's own train_step on one loader batch (fresh modality choice and masks every
-    step): the template-view reconstruction ends well below the MSE of predicting the template window alone
-    (computed explicitly by the model on the same samples).
+    """Ordinary training (nnU-Net's loop, a fresh random batch every step, modalities missing): after 300
+    iterations the validation loss of the template-view reconstruction (last two epochs) is well below the
+    MSE of predicting the template window alone, which the model computes on the same samples (seeded: the
+    same run every time). The ratio is noisy from epoch to epoch (fresh validation patches), hence the mean.
 
-    One batch, because generalising needs far more steps, and because a bottleneck-only head at stride 16
-    cannot go far below the template on z-scored 32^3 patches: even an oracle that knows the target's
-    2^3 block means only reaches ~0.9 of the template-alone loss on this data.
+    With the published linear head instead of the default skip head this fails (docs/architecture.md).
     """
+    from brainmvp_nnunet.pretraining.nnunet import PatchOriginDataLoader
+
     trainer = _trainer()
-    trainer.initialize()
-    trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
-    batch = next(trainer.dataloader_train)
-    assert {"bbox_lbs", "geometry", "keys"} <= set(batch)
-    outputs = [trainer.train_step(batch) for _ in range(40)]
-    last = outputs[-5:]
-    rec = np.mean([o["template_rec"] for o in last])
-    baseline = np.mean([o["template_only"] for o in last])
-    assert rec < 0.7 * baseline, (rec, baseline)
-    assert rec < 0.7 * outputs[0]["template_rec"]
+    trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch = 6, 50, 10
+    trainer.run_training()
+    logged = trainer.logger.get_checkpoint()
+    rec, alone = np.mean(logged["val_template_rec"][-2:]), np.mean(logged["val_template_only"][-2:])
+    assert rec < 0.75 * alone, (logged["val_template_rec"], logged["val_template_only"])
+    assert isinstance(trainer.dataloader_train.data_loader, PatchOriginDataLoader)  # fresh random patches
 
 
 def test_resume_equals_uninterrupted_run(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

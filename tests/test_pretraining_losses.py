@@ -106,7 +106,7 @@ def test_weight_presets() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [{"mask_ratio": 1.2}, {"template_phase_fraction": -0.1}, {"contrastive_start_fraction": 2.0},
-     {"temperature": 0.0}, {"block_size": 0}],
+     {"temperature": 0.0}, {"block_size": 0}, {"reconstruction_head": "unet"}],
 )
 def test_config_validation(kwargs: dict) -> None:
     with pytest.raises(PretrainingError):

@@ -60,8 +60,8 @@ def test_pretrain_losses_phases_and_gradients(config: PretrainConfig) -> None:
 
     def losses(epoch: int) -> dict[str, torch.Tensor]:
         window = templates(torch.tensor([0, 1, 1]), origins, PATCH)
-        return pretrain_losses(net.enc, net.dec, x["target"], x["partner"], x["has_partner"], window, x["mask_a"],
-                               x["mask_b"], epoch, 30, config, head)
+        return pretrain_losses(lambda v: [net.enc(v)], lambda f: net.dec(f[-1]), x["target"], x["partner"],
+                               x["has_partner"], window, x["mask_a"], x["mask_b"], epoch, 30, config, head)
 
     early, late = losses(0), losses(25)
     assert set(early) == {"loss", "template_rec", "cross_modal_rec", "contrastive"}

@@ -26,6 +26,7 @@ from brainmvp_nnunet.trainers.pretrain import (
     nnUNetTrainerBrainMVPPretrain_100epochs,
     nnUNetTrainerBrainMVPPretrain_300epochs,
     nnUNetTrainerBrainMVPPretrain_Demo,
+    nnUNetTrainerBrainMVPPretrain_linearHead,
     nnUNetTrainerBrainMVPPretrain_release,
     nnUNetTrainerBrainMVPPretrain_Tiny,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "nnUNetTrainerBrainMVPPretrain_100epochs",
     "nnUNetTrainerBrainMVPPretrain_300epochs",
     "nnUNetTrainerBrainMVPPretrain_release",
+    "nnUNetTrainerBrainMVPPretrain_linearHead",
     "nnUNetTrainerBrainMVPPretrain_Tiny",
     "nnUNetTrainerBrainMVPPretrain_Demo",
     "nnUNetTrainerBrainMVPClassifier",

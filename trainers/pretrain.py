@@ -396,9 +396,15 @@ def seed_everything(seed: int) -> None:
 
 
 class nnUNetTrainerBrainMVPPretrain_release(nnUNetTrainerBrainMVPPretrain):
-    """The release code's settings: loss weights 10/1/1, mask ratio 0.8, flattened bottleneck, tau 1."""
+    """The release code's settings: loss weights 10/1/1, mask ratio 0.8, flattened bottleneck, tau 1, linear head."""
 
     pretrain_config = PretrainConfig.release_code()
+
+
+class nnUNetTrainerBrainMVPPretrain_linearHead(nnUNetTrainerBrainMVPPretrain):
+    """The paper's settings with the published reconstruction head (linear, from the bottleneck alone)."""
+
+    pretrain_config = dataclasses.replace(PretrainConfig.paper(), reconstruction_head="linear")
 
 
 class nnUNetTrainerBrainMVPPretrain_100epochs(nnUNetTrainerBrainMVPPretrain):

@@ -12,6 +12,7 @@ the state before the first full-size step (model, optimiser and inputs allocated
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from typing import Any
 from brainmvp_nnunet.bench.network import run_worker, timed_steps, worker_main
 from brainmvp_nnunet.networks.base import check_divisible
 from brainmvp_nnunet.networks.uniformer import UNIFORMER_S_DEPTHS, UNIFORMER_S_WIDTHS
+from brainmvp_nnunet.pretraining.losses import PretrainConfig
 
 # Architecture doc section 10: the published code on the same 2-core CPU, UniFormer-S, 96^3, 8 templates.
 PUBLISHED = {1: (34.6, 8.6), 2: (82.6, 15.2)}  # cases per step -> (seconds, peak GiB)
@@ -32,6 +34,7 @@ class PretrainMeasurement:
     """One configuration: parameters (network + templates), median step seconds, peak memory (MiB)."""
 
     name: str
+    head: str
     parameters: int
     template_values: int
     seconds: float
@@ -44,17 +47,29 @@ class PretrainMeasurement:
 def measure_pretrain_step(patch: Sequence[int], batch: int = 2, slots: int = 8,
                           widths: Sequence[int] = UNIFORMER_S_WIDTHS, depths: Sequence[int] = UNIFORMER_S_DEPTHS,
                           head_dim: int = 64, template_spacing: float = 1.0, release: bool = False, repeats: int = 2,
-                          warmup: int = 1, device: str = "cpu", threads: int | None = None) -> PretrainMeasurement:
-    """Measure one pre-training step in a fresh subprocess (see the module docstring)."""
+                          warmup: int = 1, device: str = "cpu", threads: int | None = None,
+                          reconstruction_head: str | None = None) -> PretrainMeasurement:
+    """Measure one pre-training step in a fresh subprocess (see the module docstring).
+
+    ``reconstruction_head`` None: the head of the chosen settings (``release``: linear, else skip).
+    """
     check_divisible(patch, (16, 16, 16), "UniFormer patch")
+    config = _config(release, reconstruction_head)
     default = list(widths) == list(UNIFORMER_S_WIDTHS) and list(depths) == list(UNIFORMER_S_DEPTHS) and head_dim == 64
     name = "UniFormer-S" if default else f"UniFormer {'/'.join(map(str, widths))}"
     request = {"name": name, "patch": [int(p) for p in patch], "batch": batch, "slots": slots,
                "widths": list(widths), "depths": list(depths), "head_dim": head_dim,
                "template_spacing": template_spacing, "release": release, "repeats": repeats, "warmup": warmup,
-               "device": device, "threads": threads}
+               "device": device, "threads": threads, "reconstruction_head": config.reconstruction_head}
     result = run_worker("brainmvp_nnunet.bench.pretrain", request, f"the pre-training step of {name}")
     return PretrainMeasurement(**{**result, "step_seconds": tuple(result["step_seconds"])})
+
+
+def _config(release: bool, reconstruction_head: str | None) -> PretrainConfig:
+    config = PretrainConfig.release_code() if release else PretrainConfig.paper()
+    if reconstruction_head is None:
+        return config
+    return dataclasses.replace(config, reconstruction_head=reconstruction_head)
 
 
 def format_report(m: PretrainMeasurement, patch: Sequence[int], batch: int, slots: int) -> str:
@@ -62,12 +77,12 @@ def format_report(m: PretrainMeasurement, patch: Sequence[int], batch: int, slot
     lines = [f"pre-training step (choice, masks, templates, 2 views x {batch} case(s), 3 losses, backward, AdamW), "
              f"patch {'x'.join(map(str, patch))}, {slots} templates, device {m.device} "
              f"(median of {len(m.step_seconds)} step(s))",
-             f"{'implementation':<26} {'params':>12} {'s/step':>9} {'peak MiB':>10} {'total MiB':>10}",
-             f"{'ours, ' + m.name:<26} {m.parameters:>12,} {m.seconds:>9.2f} {m.peak_mib:>10.0f} "
-             f"{m.total_peak_mib:>10.0f}"]
+             f"{'implementation':<34} {'params':>12} {'s/step':>9} {'peak MiB':>10} {'total MiB':>10}",
+             f"{f'ours, {m.name}, {m.head} head':<34} {m.parameters:>12,} {m.seconds:>9.2f} "
+             f"{m.peak_mib:>10.0f} {m.total_peak_mib:>10.0f}"]
     if m.name == "UniFormer-S" and list(patch) == [96, 96, 96] and slots == 8 and batch in PUBLISHED:
         seconds, gib = PUBLISHED[batch]
-        lines.append(f"{'published BrainMVP':<26} {'':>12} {seconds:>9.2f} {gib * 1024:>10.0f} {'':>10}")
+        lines.append(f"{'published, linear head':<34} {'':>12} {seconds:>9.2f} {gib * 1024:>10.0f} {'':>10}")
         lines.append(f"ratio ours / published: time {m.seconds / seconds:.2f}x (target <= {TARGET_TIME}x), "
                      f"peak memory {m.peak_mib / (gib * 1024):.2f}x (target <= {TARGET_MEMORY}x)")
     else:
@@ -86,7 +101,6 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
     from brainmvp_nnunet.networks.uniformer import UniFormerEncoder
     from brainmvp_nnunet.pretraining import (
         ModalityTemplates,
-        PretrainConfig,
         apply_modality_choices,
         draw_block_masks,
         draw_modality_choices,
@@ -98,7 +112,7 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(request["device"])
     slots, batch = request["slots"], request["batch"]
     spacing = (float(request["template_spacing"]),) * 3
-    config = PretrainConfig.release_code() if request["release"] else PretrainConfig.paper()
+    config = _config(request["release"], request["reconstruction_head"])
     torch.manual_seed(0)
     model = PretrainingModel(UniFormerEncoder(1, request["widths"], request["depths"], request["head_dim"]),
                              ModalityTemplates(SLOTS[:slots], template_grid_shape(spacing), spacing), config).to(device)
@@ -126,7 +140,8 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
     step((16, 16, 16), 1)  # lazily loaded kernels and libraries are not the step's memory
     times, peak, baseline = timed_steps(lambda: step(request["patch"], batch), request["warmup"],
                                         request["repeats"], device)
-    return {"name": request["name"], "parameters": sum(p.numel() for p in model.parameters()),
+    return {"name": request["name"], "head": config.reconstruction_head,
+            "parameters": sum(p.numel() for p in model.parameters()),
             "template_values": model.templates.templates.numel(), "seconds": statistics.median(times),
             "step_seconds": times, "peak_mib": (peak - baseline) / 2**20, "total_peak_mib": peak / 2**20,
             "device": str(device)}

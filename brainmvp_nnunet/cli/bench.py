@@ -6,6 +6,7 @@ import argparse
 
 from brainmvp_nnunet.bench.network import benchmark_networks, format_report
 from brainmvp_nnunet.errors import NetworkConfigError
+from brainmvp_nnunet.networks.reconstruction import RECONSTRUCTION_HEADS
 from brainmvp_nnunet.networks.uniformer import UNIFORMER_S_DEPTHS, UNIFORMER_S_WIDTHS
 
 
@@ -42,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain.add_argument("--slots", type=int, default=8, help="templates (modality slots) (default: %(default)s)")
     pretrain.add_argument("--template-spacing", type=float, default=1.0,
                           help="template grid spacing in mm; the grid covers 155x240x240 mm (default: %(default)s)")
-    pretrain.add_argument("--release", action="store_true", help="the release code's settings (flattened features)")
+    pretrain.add_argument("--release", action="store_true",
+                          help="the release code's settings (flattened features, linear head)")
+    pretrain.add_argument("--head", choices=RECONSTRUCTION_HEADS, default=None,
+                          help="reconstruction head (default: the settings' own: skip, or linear with --release; "
+                               "the published code's is linear)")
     _add_run_options(pretrain, repeats=2)
     pretrain.set_defaults(func=run_pretrain)
 
@@ -95,6 +100,6 @@ def run_pretrain(args: argparse.Namespace) -> int:
     patch = args.patch * 3 if len(args.patch) == 1 else args.patch
     measurement = measure_pretrain_step(patch, args.batch, args.slots, args.widths, args.depths, args.head_dim,
                                         args.template_spacing, args.release, args.repeats, args.warmup,
-                                        _resolve_device(args.device), args.threads)
+                                        _resolve_device(args.device), args.threads, args.head)
     print(format_pretrain_report(measurement, patch, args.batch, args.slots))
     return 0

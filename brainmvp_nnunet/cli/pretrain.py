@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-p", "--plans", "--planner-plans", dest="plans", default="BrainMVPPlans",
                         help="plans: BrainMVPPlans (UniFormer) or BrainMVPResEncPlans (default: %(default)s)")
     parser.add_argument("-tr", "--trainer", default="nnUNetTrainerBrainMVPPretrain",
-                        help="pre-training trainer, e.g. nnUNetTrainerBrainMVPPretrain_release, _100epochs, _Tiny "
-                             "(default: %(default)s)")
+                        help="pre-training trainer, e.g. nnUNetTrainerBrainMVPPretrain_release, _linearHead (the "
+                             "published reconstruction head), _100epochs, _Tiny (default: %(default)s)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="(default: %(default)s)")
     parser.add_argument("--continue", dest="continue_training", action="store_true",
                         help="resume from the latest checkpoint (network, templates, optimiser, schedule, epoch)")

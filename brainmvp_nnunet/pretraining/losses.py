@@ -1,6 +1,7 @@
 """Pre-training losses (reconstruction MSE, InfoNCE across DDP ranks) and the method's settings.
 
-Two presets reproduce the two published settings (reference spec sections 4 and 5):
+Two presets follow the two published settings (reference spec sections 4 and 5); ``paper()`` adds
+our two departures (projection head, skip reconstruction head), ``release_code()`` has none:
 
 ===================  ==================  =======================
 setting              ``paper()``         ``release_code()``
@@ -9,12 +10,17 @@ loss weights MD/CMR/CL   1 / 1 / 1       10 / 1 / 1
 mask ratio            0.875               0.8
 contrastive features  pooled + projected  flattened bottleneck
 temperature           0.1                 1.0
+reconstruction head   skip (U-Net)        linear (published)
 ===================  ==================  =======================
 
 Temperature: upstream compares raw 110 592-d bottlenecks at tau = 1, so the B x B logits are
 cosines in [-1, 1]; with B = 3 the loss can only move between ~0.24 and ~2.76 (chance 1.10), a weak
 signal (spec section 4, item 6). With a projection head we follow SimCLR/MoCo practice and use
 tau = 0.1, which lets the logits span [-10, 10].
+
+Reconstruction head: the published head rebuilds from the bottleneck alone and learns the proxy
+tasks slowly and noisily; a U-Net head over all encoder features learns them within a hundred steps
+at the test scale (measurements in ``docs/architecture.md``, section "Departures").
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brainmvp_nnunet.errors import PretrainingError
+from brainmvp_nnunet.networks.reconstruction import RECONSTRUCTION_HEADS
 
 
 def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -158,6 +165,8 @@ class PretrainConfig:
             bottleneck, as upstream.
         projection_dim: projection head output size.
         weights: loss weights.
+        reconstruction_head: "linear", the published head from the bottleneck alone, or "skip", a
+            U-Net decoder over every encoder feature (see :mod:`brainmvp_nnunet.networks.reconstruction`).
     """
 
     block_size: int = 8
@@ -168,8 +177,12 @@ class PretrainConfig:
     projection: bool = True
     projection_dim: int = 128
     weights: PretrainLossWeights = field(default_factory=PretrainLossWeights.paper)
+    reconstruction_head: str = "skip"
 
     def __post_init__(self) -> None:
+        if self.reconstruction_head not in RECONSTRUCTION_HEADS:
+            raise PretrainingError(f"reconstruction_head must be one of {RECONSTRUCTION_HEADS}, "
+                                   f"got {self.reconstruction_head!r}")
         if self.block_size < 1:
             raise PretrainingError(f"block_size must be >= 1, got {self.block_size}")
         for name in ("mask_ratio", "template_phase_fraction", "contrastive_start_fraction"):
@@ -180,18 +193,19 @@ class PretrainConfig:
 
     @classmethod
     def paper(cls) -> PretrainConfig:
-        """The paper's settings plus our contrastive head (see the module table)."""
+        """The paper's settings plus our projection head and skip reconstruction head (see the module table)."""
         return cls()
 
     @classmethod
     def release_code(cls) -> PretrainConfig:
-        """The release script's settings: weights 10/1/1, mask 0.8, flattened features, tau 1.0.
+        """The release script's settings: weights 10/1/1, mask 0.8, flattened features, tau 1.0, linear head.
 
         Its epoch switches (template for view B up to epoch 300, contrastive from epoch 1000, of 1500)
         are the default fractions 0.2 and 2/3; view B switches to the partner one epoch earlier
         (epoch 300 instead of 301).
         """
-        return cls(mask_ratio=0.8, temperature=1.0, projection=False, weights=PretrainLossWeights.release())
+        return cls(mask_ratio=0.8, temperature=1.0, projection=False, weights=PretrainLossWeights.release(),
+                   reconstruction_head="linear")
 
 
 def _start_epoch(fraction: float, num_epochs: int) -> int:

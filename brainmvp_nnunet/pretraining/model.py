@@ -57,7 +57,8 @@ def build_pretraining_encoder(network_class_name: str, arch_kwargs: Mapping[str,
 
 
 class PretrainingModel(nn.Module):
-    """Encoder + reconstruction head + modality templates (+ projection head) with the loss as forward.
+    """Encoder + reconstruction head (``config.reconstruction_head``) + modality templates (+ projection head)
+    with the loss as forward.
 
     State-dict keys: ``encoder.*`` (what the fine-tuning network loads), ``head.*``,
     ``templates.templates`` and ``projection.*``, the layout the transfer readers expect of a
@@ -76,16 +77,16 @@ class PretrainingModel(nn.Module):
         self.config = config
         self.axis_order = check_axis_order(axis_order)
         self.encoder = encoder
-        self.head = build_reconstruction_head(encoder)
+        self.head = build_reconstruction_head(encoder, config.reconstruction_head)
         self.templates = templates
         self.projection = ProjectionHead(encoder.out_channels[-1], encoder.out_channels[-1],
                                          config.projection_dim) if config.projection else None
 
-    def _bottleneck(self, views: torch.Tensor) -> torch.Tensor:
-        return self.encoder(to_network_axes(views, self.axis_order))[-1]
+    def _features(self, views: torch.Tensor) -> list[torch.Tensor]:
+        return self.encoder(to_network_axes(views, self.axis_order))
 
-    def _reconstruct(self, bottleneck: torch.Tensor) -> torch.Tensor:
-        return from_network_axes(self.head(bottleneck), self.axis_order)
+    def _reconstruct(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        return from_network_axes(self.head(features), self.axis_order)
 
     def forward(self, target: torch.Tensor, partner: torch.Tensor, has_partner: torch.Tensor,
                 slots: Sequence[int], origins: Sequence[Sequence[int]], mask_a: torch.Tensor, mask_b: torch.Tensor,
@@ -98,7 +99,7 @@ class PretrainingModel(nn.Module):
         """
         self.encoder.check_input_shape(target.shape[2:])
         template = self.templates(slots, origins, target.shape[2:])
-        losses = pretrain_losses(self._bottleneck, self._reconstruct, target, partner, has_partner, template,
+        losses = pretrain_losses(self._features, self._reconstruct, target, partner, has_partner, template,
                                  mask_a, mask_b, epoch, num_epochs, self.config, self.projection)
         losses["template_only"] = reconstruction_loss(template.detach(), target)
         return losses
@@ -110,6 +111,6 @@ class PretrainingModel(nn.Module):
         """Views and reconstructions for pictures: ``template``, ``view_a``, ``view_b``, ``rec_a``, ``rec_b``."""
         template = self.templates(slots, origins, target.shape[2:])
         view_a, view_b = build_views(target, partner, has_partner, template, mask_a, mask_b, use_partner)
-        rec = self._reconstruct(self._bottleneck(torch.cat([view_a, view_b])))
+        rec = self._reconstruct(self._features(torch.cat([view_a, view_b])))
         b = target.shape[0]
         return {"template": template, "view_a": view_a, "view_b": view_b, "rec_a": rec[:b], "rec_b": rec[b:]}

@@ -6,7 +6,7 @@ the optimizer step; this function is deterministic given its inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -43,8 +43,8 @@ def build_views(
 
 
 def pretrain_losses(
-    encoder_fn: Callable[[torch.Tensor], torch.Tensor],
-    decoder_fn: Callable[[torch.Tensor], torch.Tensor],
+    encoder_fn: Callable[[torch.Tensor], Sequence[torch.Tensor]],
+    decoder_fn: Callable[[Sequence[torch.Tensor]], torch.Tensor],
     target: torch.Tensor,
     partner: torch.Tensor,
     has_partner: torch.Tensor,
@@ -60,8 +60,9 @@ def pretrain_losses(
     upstream), reconstruct, and return the weighted losses.
 
     Args:
-        encoder_fn: (2B, 1, Z, Y, X) views -> (2B, C, z, y, x) bottleneck features.
-        decoder_fn: bottleneck -> (2B, 1, Z, Y, X) reconstructions.
+        encoder_fn: (2B, 1, Z, Y, X) views -> encoder features, the last one the (2B, C, z, y, x) bottleneck
+            (the contrastive features).
+        decoder_fn: encoder features -> (2B, 1, Z, Y, X) reconstructions.
         target, partner, has_partner: from :func:`.availability.apply_modality_choices`.
         template: (B, 1, Z, Y, X) template windows (:func:`.templates.template_window`).
         mask_a, mask_b: independent (B, 1, Z, Y, X) masks (:func:`.masking.draw_block_masks`).
@@ -85,7 +86,7 @@ def pretrain_losses(
     total = w.template * rec_a + w.cross_modal * rec_b
     contrastive = torch.zeros((), device=total.device)
     if contrastive_active(epoch, num_epochs, config):
-        emb = contrastive_embedding(features, head if config.projection else None)
+        emb = contrastive_embedding(features[-1], head if config.projection else None)
         # Upstream order: f = cross-modal view, g = template view (the loss is symmetric anyway).
         contrastive = info_nce(emb[b:], emb[:b], config.temperature)
         total = total + w.contrastive * contrastive
