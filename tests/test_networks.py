@@ -192,6 +192,33 @@ def test_skip_head_levels_follow_the_encoder_features():
     assert isinstance(head.to_full_resolution, torch.nn.Identity)
 
 
+def test_recomputed_mlps_give_the_same_numbers_and_keep_less_for_backward():
+    """Activation checkpointing (on in pre-training): identical features and gradients, fewer saved bytes."""
+    torch.manual_seed(0)
+    encoder = UniFormerEncoder(1, **TINY)
+    x = torch.randn(2, 1, 32, 32, 32)
+
+    def run(recompute: bool) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], int]:
+        encoder.zero_grad(set_to_none=True)
+        encoder.set_activation_checkpointing(recompute)
+        saved: list[int] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()) or t,
+                                                      lambda t: t):
+            features = encoder(x)
+        sum(f.square().sum() for f in features).backward()
+        return [f.detach() for f in features], {n: p.grad for n, p in encoder.named_parameters()}, sum(saved)
+
+    kept_features, kept_grads, kept_bytes = run(False)
+    features, grads, saved_bytes = run(True)
+    for a, b in zip(kept_features, features, strict=True):
+        torch.testing.assert_close(a, b)
+    for name, grad in kept_grads.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)
+    assert saved_bytes < 0.7 * kept_bytes
+    with torch.no_grad():  # nothing to recompute without autograd
+        torch.testing.assert_close(encoder(x)[-1], kept_features[-1])
+
+
 def test_unknown_reconstruction_head_is_refused():
     with pytest.raises(NetworkConfigError, match="linear"):
         build_reconstruction_head(UniFormerEncoder(1, **TINY), "unet")

@@ -88,3 +88,14 @@ def test_projection_without_head_is_an_error() -> None:
     with pytest.raises(PretrainingError, match="ProjectionHead"):
         pretrain_losses(nn.Identity(), nn.Identity(), x["target"], x["partner"], x["has_partner"],
                         torch.zeros(3, 1, *PATCH), x["mask_a"], x["mask_b"], 0, 10, PretrainConfig())
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_pretraining_model_sets_activation_checkpointing(enabled: bool) -> None:
+    from brainmvp_nnunet.networks import UniFormerEncoder
+    from brainmvp_nnunet.pretraining.model import PretrainingModel
+
+    model = PretrainingModel(UniFormerEncoder(1, [8, 16, 40, 64], [1, 1, 1, 1], 8),
+                             ModalityTemplates(("t1",), (4, 4, 4)), PretrainConfig(), activation_checkpointing=enabled)
+    blocks = [b for stage in range(1, 5) for b in getattr(model.encoder, f"blocks{stage}")]
+    assert [b.recompute_mlp for b in blocks] == [enabled] * 4

@@ -84,6 +84,7 @@ class nnUNetTrainerBrainMVPPretrain(RunSettingsMixin, nnUNetTrainer):
     png_every = 50
     checkpoint_every = 50
     seed = 12345  # + rank; nnU-Net itself does not seed, BrainMVP resume equality needs it
+    activation_checkpointing = True  # UniFormer MLPs recomputed in backward: same numbers, less memory
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -112,7 +113,7 @@ class nnUNetTrainerBrainMVPPretrain(RunSettingsMixin, nnUNetTrainer):
         encoder, axis_order = build_pretraining_encoder(cm.network_arch_class_name, cm.network_arch_init_kwargs,
                                                         cm.network_arch_init_kwargs_req_import)
         templates = ModalityTemplates(self.block.channel_slots, template_grid_shape(cm.spacing), cm.spacing)
-        return PretrainingModel(encoder, templates, self.pretrain_config, axis_order)
+        return PretrainingModel(encoder, templates, self.pretrain_config, axis_order, self.activation_checkpointing)
 
     def check_fine_tuning_compatibility(self, model: PretrainingModel) -> None:
         """Build the fine-tuning network of the same plans and load the encoder into it (stem repeated to

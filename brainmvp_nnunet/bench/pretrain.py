@@ -35,6 +35,7 @@ class PretrainMeasurement:
 
     name: str
     head: str
+    activation_checkpointing: bool
     parameters: int
     template_values: int
     seconds: float
@@ -48,10 +49,12 @@ def measure_pretrain_step(patch: Sequence[int], batch: int = 2, slots: int = 8,
                           widths: Sequence[int] = UNIFORMER_S_WIDTHS, depths: Sequence[int] = UNIFORMER_S_DEPTHS,
                           head_dim: int = 64, template_spacing: float = 1.0, release: bool = False, repeats: int = 2,
                           warmup: int = 1, device: str = "cpu", threads: int | None = None,
-                          reconstruction_head: str | None = None) -> PretrainMeasurement:
+                          reconstruction_head: str | None = None,
+                          activation_checkpointing: bool = True) -> PretrainMeasurement:
     """Measure one pre-training step in a fresh subprocess (see the module docstring).
 
     ``reconstruction_head`` None: the head of the chosen settings (``release``: linear, else skip).
+    ``activation_checkpointing``: as the trainer does by default (MLPs recomputed in backward).
     """
     check_divisible(patch, (16, 16, 16), "UniFormer patch")
     config = _config(release, reconstruction_head)
@@ -60,7 +63,8 @@ def measure_pretrain_step(patch: Sequence[int], batch: int = 2, slots: int = 8,
     request = {"name": name, "patch": [int(p) for p in patch], "batch": batch, "slots": slots,
                "widths": list(widths), "depths": list(depths), "head_dim": head_dim,
                "template_spacing": template_spacing, "release": release, "repeats": repeats, "warmup": warmup,
-               "device": device, "threads": threads, "reconstruction_head": config.reconstruction_head}
+               "device": device, "threads": threads, "reconstruction_head": config.reconstruction_head,
+               "activation_checkpointing": activation_checkpointing}
     result = run_worker("brainmvp_nnunet.bench.pretrain", request, f"the pre-training step of {name}")
     return PretrainMeasurement(**{**result, "step_seconds": tuple(result["step_seconds"])})
 
@@ -76,7 +80,8 @@ def format_report(m: PretrainMeasurement, patch: Sequence[int], batch: int, slot
     """Our figures, and the published ones with the targets where the published code was measured."""
     lines = [f"pre-training step (choice, masks, templates, 2 views x {batch} case(s), 3 losses, backward, AdamW), "
              f"patch {'x'.join(map(str, patch))}, {slots} templates, device {m.device} "
-             f"(median of {len(m.step_seconds)} step(s))",
+             f"(median of {len(m.step_seconds)} step(s)), MLP recomputation "
+             f"{'on' if m.activation_checkpointing else 'off'}",
              f"{'implementation':<34} {'params':>12} {'s/step':>9} {'peak MiB':>10} {'total MiB':>10}",
              f"{f'ours, {m.name}, {m.head} head':<34} {m.parameters:>12,} {m.seconds:>9.2f} "
              f"{m.peak_mib:>10.0f} {m.total_peak_mib:>10.0f}"]
@@ -115,7 +120,8 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
     config = _config(request["release"], request["reconstruction_head"])
     torch.manual_seed(0)
     model = PretrainingModel(UniFormerEncoder(1, request["widths"], request["depths"], request["head_dim"]),
-                             ModalityTemplates(SLOTS[:slots], template_grid_shape(spacing), spacing), config).to(device)
+                             ModalityTemplates(SLOTS[:slots], template_grid_shape(spacing), spacing), config,
+                             activation_checkpointing=request["activation_checkpointing"]).to(device)
     others = [p for n, p in model.named_parameters() if not n.startswith("templates.")]
     optimizer = torch.optim.AdamW([{"params": others}, {"params": [model.templates.templates], "weight_decay": 0.0}],
                                   lr=3e-4, weight_decay=1e-5)
@@ -141,6 +147,7 @@ def _measure_here(request: dict[str, Any]) -> dict[str, Any]:
     times, peak, baseline = timed_steps(lambda: step(request["patch"], batch), request["warmup"],
                                         request["repeats"], device)
     return {"name": request["name"], "head": config.reconstruction_head,
+            "activation_checkpointing": request["activation_checkpointing"],
             "parameters": sum(p.numel() for p in model.parameters()),
             "template_values": model.templates.templates.numel(), "seconds": statistics.median(times),
             "step_seconds": times, "peak_mib": (peak - baseline) / 2**20, "total_peak_mib": peak / 2**20,

@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain.add_argument("--head", choices=RECONSTRUCTION_HEADS, default=None,
                           help="reconstruction head (default: the settings' own: skip, or linear with --release; "
                                "the published code's is linear)")
+    pretrain.add_argument("--no-recompute", dest="recompute", action="store_false",
+                          help="keep every activation for backward (the trainer recomputes the UniFormer's MLPs)")
     _add_run_options(pretrain, repeats=2)
     pretrain.set_defaults(func=run_pretrain)
 
@@ -100,6 +102,6 @@ def run_pretrain(args: argparse.Namespace) -> int:
     patch = args.patch * 3 if len(args.patch) == 1 else args.patch
     measurement = measure_pretrain_step(patch, args.batch, args.slots, args.widths, args.depths, args.head_dim,
                                         args.template_spacing, args.release, args.repeats, args.warmup,
-                                        _resolve_device(args.device), args.threads, args.head)
+                                        _resolve_device(args.device), args.threads, args.head, args.recompute)
     print(format_pretrain_report(measurement, patch, args.batch, args.slots))
     return 0

@@ -40,6 +40,12 @@ class PretrainableEncoder(nn.Module, ABC):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Features of ``x`` (B, C, Z, Y, X), highest resolution first; the last is the bottleneck."""
 
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Trade compute for memory: recompute activations in backward instead of keeping them.
+
+        The default keeps everything (encoders without such an option, e.g. nnU-Net's residual encoder).
+        """
+
     def check_input_shape(self, spatial_shape: Sequence[int]) -> None:
         """Raise :class:`NetworkConfigError` unless every axis is divisible by :attr:`total_stride`."""
         check_divisible(spatial_shape, self.total_stride, type(self).__name__)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from brainmvp_nnunet.errors import NetworkConfigError
 from brainmvp_nnunet.networks.base import PretrainableEncoder
@@ -97,8 +98,19 @@ class TokenMlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def run_mlp(mlp: nn.Module, x: torch.Tensor, recompute: bool) -> torch.Tensor:
+    """``mlp(x)``; with ``recompute`` while autograd records, the MLP's hidden activations (4x the
+    block's width, the largest tensors of a block) are recomputed in backward instead of kept."""
+    if recompute and torch.is_grad_enabled():
+        return checkpoint(mlp, x, use_reentrant=False)
+    return mlp(x)
+
+
 class CBlock(nn.Module):
-    """Convolutional UniFormer block: positional DWConv3, local aggregation (DWConv5), MLP."""
+    """Convolutional UniFormer block: positional DWConv3, local aggregation (DWConv5), MLP.
+
+    ``recompute_mlp`` (default False): see :func:`run_mlp`.
+    """
 
     def __init__(self, channels: int, mlp_ratio: float = 4.0, drop_path_rate: float = 0.0):
         super().__init__()
@@ -110,12 +122,14 @@ class CBlock(nn.Module):
         self.drop_path = DropPath(drop_path_rate)
         self.norm2 = nn.BatchNorm3d(channels)
         self.mlp = ConvMlp(channels, int(channels * mlp_ratio))
+        self.recompute_mlp = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, Z, Y, X) -> same shape."""
         x = x + self.pos_embed(x)
         x = x + self.drop_path(self.conv2(self.attn(self.conv1(self.norm1(x)))))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        # norm2 stays outside the recomputed part: BatchNorm would update its running statistics twice
+        return x + self.drop_path(run_mlp(self.mlp, self.norm2(x), self.recompute_mlp))
 
 
 class Attention(nn.Module):
@@ -138,7 +152,10 @@ class Attention(nn.Module):
 
 
 class SABlock(nn.Module):
-    """Attention UniFormer block: positional DWConv3, then pre-norm global MHSA and MLP on tokens."""
+    """Attention UniFormer block: positional DWConv3, then pre-norm global MHSA and MLP on tokens.
+
+    ``recompute_mlp`` (default False): see :func:`run_mlp`.
+    """
 
     def __init__(self, channels: int, num_heads: int, mlp_ratio: float = 4.0, drop_path_rate: float = 0.0):
         super().__init__()
@@ -148,6 +165,7 @@ class SABlock(nn.Module):
         self.drop_path = DropPath(drop_path_rate)
         self.norm2 = nn.LayerNorm(channels, eps=1e-6)
         self.mlp = TokenMlp(channels, int(channels * mlp_ratio))
+        self.recompute_mlp = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, Z, Y, X) -> same shape."""
@@ -155,7 +173,7 @@ class SABlock(nn.Module):
         shape = x.shape
         tokens = x.flatten(2).transpose(1, 2)
         tokens = tokens + self.drop_path(self.attn(self.norm1(tokens)))
-        tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens)))
+        tokens = tokens + self.drop_path(run_mlp(self.mlp, self.norm2(tokens), self.recompute_mlp))
         return tokens.transpose(1, 2).reshape(shape)
 
 
@@ -205,6 +223,12 @@ class UniFormerEncoder(PretrainableEncoder):
             previous = width
         self.norm = nn.BatchNorm3d(widths[-1])
         self.apply(_init_conv)
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Recompute every block's MLP in backward (:func:`run_mlp`): numerically the same, less memory."""
+        for stage in range(1, N_STAGES + 1):
+            for block in getattr(self, f"blocks{stage}"):
+                block.recompute_mlp = bool(enabled)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, C, Z, Y, X) with every axis divisible by 16 -> [x1, x2, x3, x4] at strides 2, 4, 8, 16."""

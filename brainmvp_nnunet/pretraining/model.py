@@ -69,13 +69,16 @@ class PretrainingModel(nn.Module):
         templates: the learnable templates; their slot index is the dataset channel index.
         config: the method's settings (:class:`PretrainConfig`).
         axis_order: "upstream" swaps the last two axes around encoder and head (see ``networks.base``).
+        activation_checkpointing: recompute parts of the encoder in backward where it supports it
+            (:meth:`PretrainableEncoder.set_activation_checkpointing`): less memory, same numbers.
     """
 
     def __init__(self, encoder: PretrainableEncoder, templates: ModalityTemplates, config: PretrainConfig,
-                 axis_order: str = "nnunet"):
+                 axis_order: str = "nnunet", activation_checkpointing: bool = True):
         super().__init__()
         self.config = config
         self.axis_order = check_axis_order(axis_order)
+        encoder.set_activation_checkpointing(activation_checkpointing)
         self.encoder = encoder
         self.head = build_reconstruction_head(encoder, config.reconstruction_head)
         self.templates = templates
