@@ -92,9 +92,9 @@ class LightUpBlock(nn.Module):
     with the skip, then one conv3-InstanceNorm-LeakyReLU.
 
     One conv instead of the segmentation decoder's residual block of three (``segmentation.UpBlock``) keeps
-    the head cheap where it is widest: with ``UpBlock``s a UniFormer-S step at 96^3 took 56 s instead of 34 s
-    with the linear head, on a 2-core CPU, and learned the proxy task barely faster (tiny UniFormer, 200 steps:
-    0.63 of the template-alone loss against 0.64).
+    the head cheap where it is widest: with ``UpBlock``s a UniFormer-S step (96^3, 2 cases, 2-core CPU, no
+    recomputation) took 56 s instead of 47 s (linear head: 34 s), and learned the proxy task barely faster
+    (tiny UniFormer, 200 steps: 0.63 of the template-alone loss against 0.64).
     """
 
     def __init__(self, in_channels: int, out_channels: int, factor: Sequence[int]):
