@@ -71,6 +71,19 @@ def test_box_plot_has_one_box_per_arm_in_every_budget_panel(n_arms):
         assert [t.get_text() for t in ax.get_xticklabels()] == ARMS[:n_arms]
 
 
+def test_box_plot_lays_out_long_arm_names():
+    """Stock runs are named by their results folder; the rotated labels must fit (no collapsed axes)."""
+    import warnings
+
+    from brainmvp_nnunet.evaluation.report import _png_bytes
+
+    long_names = {arm: f"nnUNetTrainerBrainMVP_Tiny__BrainMVPPlans_{arm}__3d_fullres" for arm in ARMS[1:]}
+    rows = [{**r, "arm": long_names.get(r["arm"], r["arm"])} for r in benchmark_rows()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when constrained layout cannot fit the axes
+        _png_bytes(box_plot_figure(pd.DataFrame(rows), "Dice", "(3,)"))
+
+
 def test_plots_of_absent_metric_or_region_raise():
     table = pd.DataFrame(benchmark_rows())
     with pytest.raises(EvaluationError, match="no 'NSD'"):

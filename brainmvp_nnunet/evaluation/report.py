@@ -153,7 +153,10 @@ def box_plot_figure(table: pd.DataFrame, metric: str, region: str, *, reference_
     if selected.empty:
         raise EvaluationError(f"no {metric!r} values for region {region!r} to plot")
     budgets = sorted(selected["budget"].unique())
-    fig = Figure(figsize=(1.2 + 1.1 * len(arms) * len(budgets), 3.6), layout="constrained")
+    # Rotated tick labels need room below and left of the axes (folder names of stock runs are ~50 characters).
+    longest = max(len(arm) for arm in arms)
+    fig = Figure(figsize=(1.2 + 1.1 * len(arms) * len(budgets) + 0.065 * longest, 3.6 + 0.04 * longest),
+                 layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(budgets), squeeze=False, sharey=True)[0]
     for ax, budget in zip(axes, budgets, strict=True):
